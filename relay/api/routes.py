@@ -1,0 +1,167 @@
+"""Route handlers: read the request, call the store, render the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import time
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from relay.api.errors import ApiError, error_response
+from relay.api.validation import MAX_BODY, decode_json, parse_registration, parse_task_id
+from relay.core import lifecycle
+from relay.core.model import Registration
+from relay.core.normalize import Malformed, normalize
+from relay.core.resource import task_resource
+from relay.outbound import Blocked
+from relay.store.polls import Outcome
+from relay.store.registry import RegisterOutcome
+
+
+async def read_json(request: Request) -> object:
+    """The request's JSON body, refusing what is too large or not JSON."""
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"The body must be at most {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, "body_too_large", f"The body must be at most {MAX_BODY} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "bad_request", "The client went away mid-body") from None
+    if not size:
+        raise ApiError(400, "invalid_json", "The body is empty; send a JSON object")
+    return decode_json(b"".join(chunks))
+
+
+def path_task_id(request: Request) -> str:
+    task_id = parse_task_id(request.path_params["task_id"])
+    if task_id is None:
+        raise ApiError(404, "not_found", "No such task")
+    return task_id
+
+
+async def register_task(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    asked = parse_registration(await read_json(request))
+    if asked.webhook_url is not None:
+        try:
+            await request.app.state.guard.check_url(asked.webhook_url)
+        except Blocked as exc:
+            raise ApiError(422, "webhook_url_forbidden", str(exc), "webhook_url") from None
+    registration = Registration(
+        tenant=tenant,
+        task_id=asked.task_id,
+        registered_at=time.time(),
+        rid=secrets.token_hex(8),
+        webhook_url=asked.webhook_url,
+        events=asked.events,
+        metadata=asked.metadata,
+    )
+    registry = request.app.state.registry
+    registered = await registry.register(registration)
+    if registered.outcome is RegisterOutcome.CONFLICT:
+        raise ApiError(
+            409,
+            "conflict",
+            f"task {asked.task_id} is already registered with another {registered.conflict_field}",
+            registered.conflict_field,
+        )
+    view = await registry.get(tenant, asked.task_id)
+    if view is None:  # deleted in the instant between the two calls
+        raise ApiError(409, "conflict", "The registration was deleted meanwhile; register again")
+    status = 201 if registered.outcome is RegisterOutcome.CREATED else 200
+    return JSONResponse(
+        task_resource(view.state, view.registration, view.polls), status_code=status
+    )
+
+
+async def get_task(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    view = await request.app.state.registry.get(tenant, path_task_id(request))
+    if view is None:
+        raise ApiError(404, "not_found", "No such task")
+    return JSONResponse(task_resource(view.state, view.registration, view.polls))
+
+
+async def delete_task(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    if not await request.app.state.registry.unregister(tenant, path_task_id(request)):
+        raise ApiError(404, "not_found", "No such task")
+    return Response(status_code=204)
+
+
+async def list_deliveries(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    task_id = path_task_id(request)
+    registry = request.app.state.registry
+    if await registry.get(tenant, task_id) is None:
+        raise ApiError(404, "not_found", "No such task")
+    return JSONResponse({"deliveries": await registry.deliveries(tenant, task_id)})
+
+
+async def redeliver(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    task_id = path_task_id(request)
+    registry = request.app.state.registry
+    if await registry.get(tenant, task_id) is None:
+        raise ApiError(404, "not_found", "No such task")
+    delivery_id = await registry.redeliver(tenant, task_id, time.time())
+    if delivery_id is None:
+        raise ApiError(409, "no_event", "The task has no event to deliver yet")
+    return JSONResponse({"delivery_id": delivery_id}, status_code=202)
+
+
+async def upstream_webhook(request: Request) -> Response:
+    """The upstream's own callback: a fast path, handled exactly like a poll's answer."""
+    expected: str | None = request.app.state.settings.upstream_webhook_secret
+    given = request.headers.get("x-webhook-secret", "")
+    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "Missing or wrong x-webhook-secret")
+    payload = await read_json(request)
+    task_id = parse_task_id(payload.get("task_id")) if isinstance(payload, dict) else None
+    if task_id is None:
+        raise ApiError(400, "invalid_body", "The body must carry the task's task_id", "task_id")
+    try:
+        observation = normalize(payload, task_id)
+    except Malformed as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from None
+    polls = request.app.state.polls
+    for _ in range(5):  # a poll may write between our read and our write: read again
+        current = await polls.read(task_id)
+        if current is None:
+            return JSONResponse({"status": "ignored"}, status_code=202)
+        raw_state, state, count = current
+        now = time.time()
+        step = lifecycle.observe(state, observation, now, request.app.state.policy)
+        if step.state == state:
+            return JSONResponse({"status": "unchanged"}, status_code=202)
+        outcome = Outcome(task_id, raw_state, step, count, lease=None, count_poll=False)
+        (reply,) = await polls.apply([outcome], now)
+        if reply == "ok":
+            return JSONResponse({"status": "accepted"}, status_code=202)
+        await asyncio.sleep(0.01)
+    return error_response(503, "busy", "The task is changing; the upstream may retry")
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await asyncio.wait_for(request.app.state.registry.ping(), 2.0)
+    except Exception:
+        return error_response(503, "unavailable", "Redis does not answer")
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,104 @@
+"""Reading a registration request: every mistake named by its field. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from relay.api.errors import ApiError
+from relay.core.model import DEFAULT_EVENTS, EVENT_TYPES
+
+MAX_BODY = 64 * 1024
+MAX_METADATA = 16 * 1024
+MAX_URL = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistrationRequest:
+    task_id: str
+    webhook_url: str | None
+    events: tuple[str, ...]
+    metadata: dict[str, Any]
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_field", message, field)
+
+
+def parse_task_id(value: Any) -> str | None:
+    """The canonical lower-case form of a UUID, or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    # Only the canonical 8-4-4-4-12 spelling, not braces or URNs.
+    return str(parsed) if str(parsed) == value.lower() else None
+
+
+def decode_json(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+
+
+def parse_registration(payload: Any) -> RegistrationRequest:
+    if not isinstance(payload, dict):
+        raise ApiError(422, "invalid_body", "The body must be a JSON object")
+    if "task_id" not in payload or payload["task_id"] is None:
+        raise ApiError(422, "missing_field", "task_id is required", "task_id")
+    task_id = parse_task_id(payload["task_id"])
+    if task_id is None:
+        raise invalid("task_id", "task_id must be a UUID like 550e8400-e29b-41d4-a716-446655440000")
+    return RegistrationRequest(
+        task_id=task_id,
+        webhook_url=_webhook_url(payload.get("webhook_url")),
+        events=_events(payload.get("events")),
+        metadata=_metadata(payload.get("metadata")),
+    )
+
+
+def _webhook_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid("webhook_url", "webhook_url must be a string")
+    if len(value) > MAX_URL:
+        raise invalid("webhook_url", f"webhook_url must be at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise invalid("webhook_url", "webhook_url is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid("webhook_url", "webhook_url must be an absolute http:// or https:// URL")
+    if port == 0 or any(c.isspace() for c in value):
+        raise invalid("webhook_url", "webhook_url is not a valid URL")
+    return value
+
+
+def _events(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_EVENTS
+    if not isinstance(value, list):
+        raise invalid("events", "events must be a list of event types")
+    for item in value:
+        if item not in EVENT_TYPES:
+            raise invalid("events", f"unknown event type {item!r}; known: {', '.join(EVENT_TYPES)}")
+    return tuple(e for e in EVENT_TYPES if e in value)
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("metadata", "metadata must be a JSON object")
+    if len(msgspec.json.encode(value)) > MAX_METADATA:
+        raise invalid("metadata", f"metadata must be at most {MAX_METADATA} bytes as JSON")
+    return value

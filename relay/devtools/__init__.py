@@ -1,0 +1,1 @@
+"""Development helpers: a private Redis, the `relay dev` orchestration."""

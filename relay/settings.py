@@ -1,0 +1,235 @@
+"""Every setting of the relay, read from the environment once, in one place.
+
+Each command parses the environment into one frozen `Settings` at start and
+hands it down; nothing else reads `os.environ`. A missing or malformed value
+raises `SettingsError` naming the variable, which the CLI turns into one line
+on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    tenant: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Documented in the README's settings table; keep the two in step.
+    redis_url: str = "redis://localhost:6379/0"
+    upstream_url: str = "https://api.journeyapi.com"
+    upstream_api_key: str | None = dataclasses.field(default=None, repr=False)
+    upstream_rate: float = 50.0
+    upstream_timeout: float = 10.0
+    upstream_webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    api_keys: tuple[ApiKey, ...] = dataclasses.field(default=(), repr=False)
+    webhook_secrets: tuple[bytes, ...] = dataclasses.field(default=(), repr=False)
+    poll_min_interval: float = 5.0
+    poll_max_interval: float = 120.0
+    task_deadline: float = 3 * 3600.0
+    failed_grace: float = 30.0
+    delivery_timeout: float = 10.0
+    delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    allow_private_webhooks: bool = False
+    retention: float = 7 * 86400.0
+    poll_concurrency: int = 200
+    delivery_concurrency: int = 200
+    log_level: str = "INFO"
+
+    @property
+    def poll_lease(self) -> float:
+        """How long a claimed poll is held before another worker may take it.
+
+        Longer than one upstream call so a live worker never loses its claim,
+        short enough that a killed worker's tasks come back within seconds.
+        """
+        return self.upstream_timeout + 3.0
+
+    @property
+    def delivery_lease(self) -> float:
+        return self.delivery_timeout + 5.0
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be zero or a positive number of seconds")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be 0 or 1")
+
+
+def _redis_url(raw: str) -> str:
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _http_base_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    return raw.rstrip("/")
+
+
+def _non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _api_keys(raw: str) -> tuple[ApiKey, ...]:
+    keys: list[ApiKey] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        tenant, sep, key = item.partition("=")
+        if not sep:
+            # A bare key is a tenant of its own; the tenant name must not reveal it.
+            key, tenant = item, "key-" + _fingerprint(item)
+        tenant, key = tenant.strip(), key.strip()
+        if not tenant or not key:
+            raise ValueError("each entry must be `key` or `tenant=key`")
+        keys.append(ApiKey(tenant=tenant, key=key))
+    if not keys:
+        raise ValueError("must list at least one key")
+    if len({k.key for k in keys}) != len(keys):
+        raise ValueError("lists the same key twice")
+    return tuple(keys)
+
+
+def _fingerprint(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def _webhook_secrets(raw: str) -> tuple[bytes, ...]:
+    secrets: list[bytes] = []
+    for item in raw.split():
+        if not item.startswith("whsec_"):
+            raise ValueError("each secret must look like whsec_<base64>")
+        try:
+            decoded = base64.b64decode(item.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a secret is not valid base64 after whsec_") from None
+        if len(decoded) < 16:
+            raise ValueError("each secret must decode to at least 16 bytes")
+        secrets.append(decoded)
+    if not secrets:
+        raise ValueError("must hold at least one whsec_ secret")
+    return tuple(secrets)
+
+
+def _retry_schedule(raw: str) -> tuple[float, ...]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    return tuple(_non_negative_float(item) for item in items)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+# variable -> (Settings field, parser)
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "RELAY_REDIS_URL": ("redis_url", _redis_url),
+    "RELAY_UPSTREAM_URL": ("upstream_url", _http_base_url),
+    "RELAY_UPSTREAM_API_KEY": ("upstream_api_key", _non_empty),
+    "RELAY_UPSTREAM_RATE": ("upstream_rate", _positive_float),
+    "RELAY_UPSTREAM_TIMEOUT": ("upstream_timeout", _positive_float),
+    "RELAY_UPSTREAM_WEBHOOK_SECRET": ("upstream_webhook_secret", _non_empty),
+    "RELAY_API_KEYS": ("api_keys", _api_keys),
+    "RELAY_WEBHOOK_SECRET": ("webhook_secrets", _webhook_secrets),
+    "RELAY_POLL_MIN_INTERVAL": ("poll_min_interval", _positive_float),
+    "RELAY_POLL_MAX_INTERVAL": ("poll_max_interval", _positive_float),
+    "RELAY_TASK_DEADLINE": ("task_deadline", _positive_float),
+    "RELAY_FAILED_GRACE": ("failed_grace", _non_negative_float),
+    "RELAY_DELIVERY_TIMEOUT": ("delivery_timeout", _positive_float),
+    "RELAY_DELIVERY_RETRY_SCHEDULE": ("delivery_retry_schedule", _retry_schedule),
+    "RELAY_ALLOW_PRIVATE_WEBHOOKS": ("allow_private_webhooks", _bool),
+    "RELAY_RETENTION": ("retention", _positive_float),
+    "RELAY_POLL_CONCURRENCY": ("poll_concurrency", _positive_int),
+    "RELAY_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
+    "RELAY_LOG_LEVEL": ("log_level", _log_level),
+}
+
+_FIELD_TO_VARIABLE = {field: var for var, (field, _) in _VARIABLES.items()}
+
+REQUIRED_BY = {
+    "api": ("api_keys",),
+    "worker": ("upstream_api_key", "webhook_secrets"),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, require: tuple[str, ...] = ()
+) -> Settings:
+    """Parse the environment; `require` names the fields this command cannot do without."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for variable, (field, parse) in _VARIABLES.items():
+        raw = env.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{variable}: {exc}") from None
+    settings = Settings(**values)
+    for field in require:
+        if not getattr(settings, field):
+            raise SettingsError(f"{_FIELD_TO_VARIABLE[field]}: is required and not set")
+    if settings.poll_max_interval < settings.poll_min_interval:
+        raise SettingsError(
+            "RELAY_POLL_MAX_INTERVAL: must not be less than RELAY_POLL_MIN_INTERVAL"
+        )
+    return settings
+
+
+def variable_for(field: str) -> str:
+    return _FIELD_TO_VARIABLE[field]

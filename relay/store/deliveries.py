@@ -1,0 +1,115 @@
+"""The delivery queue: one outbox per subscription, its head claimed under a lease."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from redis.asyncio import Redis
+
+from relay.core.model import Ending, Event, Registration
+from relay.store import keys, scripts
+from relay.store.codec import dump, load_event, load_registration
+from relay.store.redis import to_ms
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedDelivery:
+    id: str
+    task_id: str
+    tenant: str
+    rid: str
+    event_id: str
+    type: str
+    attempt: int  # attempts already made in this series
+    superseded: bool
+    webhook_id: str
+    registration: Registration | None  # None once the registration was deleted
+    event: Event | None
+    lease: int
+
+    @property
+    def orphaned(self) -> bool:
+        """Its registration was deleted (or replaced) or its event expired: send nothing."""
+        return (
+            self.registration is None
+            or self.registration.rid != self.rid
+            or self.registration.webhook_url is None
+            or self.event is None
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    delivery: ClaimedDelivery
+    ending: Ending
+    attempt: dict[str, object] | None = None
+    next_due: float | None = None  # for a retry
+
+
+class DeliveryQueue:
+    def __init__(self, redis: Redis, *, retention: float) -> None:
+        self.redis = redis
+        self.retention = int(retention)
+        self._claim = redis.register_script(scripts.CLAIM_DELIVERIES)
+        self._finish = redis.register_script(scripts.FINISH_DELIVERY)
+
+    async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedDelivery]:
+        reply = await self._claim(args=[keys.PREFIX, to_ms(now), limit, to_ms(lease)])
+        if not reply:
+            return []
+        lease_ms, flat = int(reply[0]), reply[1]
+        claimed = []
+        for i in range(0, len(flat), 11):
+            (
+                did,
+                task_id,
+                tenant,
+                rid,
+                event_id,
+                etype,
+                attempt,
+                superseded,
+                webhook_id,
+                raw_reg,
+                raw_event,
+            ) = flat[i : i + 11]
+            claimed.append(
+                ClaimedDelivery(
+                    id=did,
+                    task_id=task_id,
+                    tenant=tenant,
+                    rid=rid,
+                    event_id=event_id,
+                    type=etype,
+                    attempt=int(attempt or 0),
+                    superseded=superseded == "1",
+                    webhook_id=webhook_id,
+                    registration=load_registration(raw_reg) if raw_reg else None,
+                    event=load_event(raw_event) if raw_event else None,
+                    lease=lease_ms,
+                )
+            )
+        return claimed
+
+    async def finish(self, finishes: list[Finish], now: float) -> list[str]:
+        if not finishes:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for f in finishes:
+                await self._finish(
+                    args=[
+                        keys.PREFIX,
+                        f.delivery.id,
+                        f.delivery.lease,
+                        f.ending,
+                        "" if f.next_due is None else to_ms(f.next_due),
+                        "" if f.attempt is None else dump(f.attempt),
+                        to_ms(now),
+                        self.retention,
+                    ],
+                    client=pipe,
+                )
+            return [str(r) for r in await pipe.execute()]
+
+    async def due_count(self) -> int:
+        return int(await self.redis.zcard(keys.DELIVERY_DUE))

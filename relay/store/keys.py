@@ -1,0 +1,66 @@
+"""Every Redis key the relay uses, in one place.
+
+Per task (shared by all tenants):
+  task:{id}            hash  state (TaskState JSON), polls, final_event, final_type
+  subs:{id}            hash  tenant -> Registration JSON
+  gone:{id}            hash  tenant -> rid of a registration whose receiver answered 410
+  event:{event_id}     string Event JSON (type, time, state snapshot, polls)
+Per tenant and task:
+  dlvs:{tenant}:{id}   list  every delivery id, oldest first (the deliveries listing)
+  outbox:{tenant}:{id} list  undelivered delivery ids in order; only the head is scheduled
+Per delivery:
+  dlv:{delivery_id}          hash  task, tenant, rid, event, type, status, attempt, ...
+  dlv:{delivery_id}:attempts list  attempt records (JSON), newest last, bounded
+Per tenant:
+  tenant:{tenant}      zset  task id -> registration time (listing, retention)
+Global:
+  due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
+  dlv_due              zset  delivery id -> next attempt time (ms); claimed the same way
+  upstream:bucket      hash  the shared token bucket for upstream calls
+  upstream:paused      string ms until which no worker calls the upstream (Retry-After)
+"""
+
+from __future__ import annotations
+
+PREFIX = "relay:"
+
+DUE = PREFIX + "due"
+DELIVERY_DUE = PREFIX + "dlv_due"
+UPSTREAM_BUCKET = PREFIX + "upstream:bucket"
+UPSTREAM_PAUSED = PREFIX + "upstream:paused"
+
+
+def task(task_id: str) -> str:
+    return f"{PREFIX}task:{task_id}"
+
+
+def subscribers(task_id: str) -> str:
+    return f"{PREFIX}subs:{task_id}"
+
+
+def gone(task_id: str) -> str:
+    return f"{PREFIX}gone:{task_id}"
+
+
+def event(event_id: str) -> str:
+    return f"{PREFIX}event:{event_id}"
+
+
+def deliveries(tenant: str, task_id: str) -> str:
+    return f"{PREFIX}dlvs:{tenant}:{task_id}"
+
+
+def outbox(tenant: str, task_id: str) -> str:
+    return f"{PREFIX}outbox:{tenant}:{task_id}"
+
+
+def delivery(delivery_id: str) -> str:
+    return f"{PREFIX}dlv:{delivery_id}"
+
+
+def attempts(delivery_id: str) -> str:
+    return f"{PREFIX}dlv:{delivery_id}:attempts"
+
+
+def tenant_tasks(tenant: str) -> str:
+    return f"{PREFIX}tenant:{tenant}"

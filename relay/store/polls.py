@@ -1,0 +1,116 @@
+"""The poll schedule: due tasks claimed in batches under a lease, outcomes written back."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from redis.asyncio import Redis
+
+from relay.core.lifecycle import Step
+from relay.core.model import Event, TaskState
+from relay.store import keys, scripts
+from relay.store.codec import dump, load_state
+from relay.store.redis import to_ms
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedPoll:
+    task_id: str
+    raw_state: str  # as stored: the write-back is refused if it changed meanwhile
+    state: TaskState
+    polls: int
+    lease: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One step to write: from a poll (with its claim) or from the upstream's webhook."""
+
+    task_id: str
+    raw_state: str
+    step: Step
+    polls_after: int
+    lease: int | None = None  # None: not from a claim (an upstream webhook)
+    count_poll: bool = True
+
+
+class PollQueue:
+    def __init__(self, redis: Redis, *, rate: float, retention: float) -> None:
+        self.redis = redis
+        self.rate = rate
+        # A fifth of a second of calls at most at once, so polls are spread, not bursty.
+        self.burst = max(1.0, rate / 5)
+        self.retention = int(retention)
+        self._claim = redis.register_script(scripts.CLAIM_POLLS)
+        self._apply = redis.register_script(scripts.APPLY)
+
+    async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedPoll]:
+        reply = await self._claim(
+            args=[keys.PREFIX, to_ms(now), limit, to_ms(lease), self.rate, self.burst]
+        )
+        if not reply:
+            return []
+        lease_ms, flat = int(reply[0]), reply[1]
+        claimed: list[ClaimedPoll] = []
+        orphans: list[str] = []
+        for i in range(0, len(flat), 3):
+            task_id, raw_state, polls = flat[i], flat[i + 1], flat[i + 2]
+            if not raw_state:
+                orphans.append(task_id)  # its state expired: nothing left to poll
+                continue
+            claimed.append(
+                ClaimedPoll(task_id, raw_state, load_state(raw_state), int(polls), lease_ms)
+            )
+        if orphans:
+            await self.redis.zrem(keys.DUE, *orphans)
+        return claimed
+
+    async def apply(self, outcomes: list[Outcome], now: float) -> list[str]:
+        """Write outcomes in one round trip; each answers 'ok', 'lost' or 'conflict'."""
+        if not outcomes:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for outcome in outcomes:
+                await self._apply(args=self._args(outcome, now), client=pipe)
+            return [str(r) for r in await pipe.execute()]
+
+    def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
+        step = outcome.step
+        state = step.state
+        next_due: str | int = ""
+        if step.delay is not None:
+            next_due = to_ms(min(now + step.delay, state.deadline_at))
+        event_id, event_json = "", ""
+        if step.event is not None:
+            event_id = "evt_" + uuid.uuid4().hex
+            event_json = dump(
+                Event(type=step.event, at=now, state=state, polls=outcome.polls_after)
+            )
+        return [
+            keys.PREFIX,
+            outcome.task_id,
+            "" if outcome.lease is None else outcome.lease,
+            outcome.raw_state,
+            dump(state),
+            1 if outcome.count_poll else 0,
+            next_due,
+            step.event or "",
+            event_id,
+            event_json,
+            to_ms(now),
+            self.retention,
+        ]
+
+    async def read(self, task_id: str) -> tuple[str, TaskState, int] | None:
+        raw_state, polls = await self.redis.hmget(keys.task(task_id), ["state", "polls"])  # type: ignore[misc]
+        if raw_state is None:
+            return None
+        return raw_state, load_state(raw_state), int(polls or 0)
+
+    async def pause_upstream(self, until: float) -> None:
+        """Hold every worker's calls to the upstream until `until` (a Retry-After)."""
+        await self.redis.set(keys.UPSTREAM_PAUSED, to_ms(until), px=to_ms(until) + 1000)
+
+    async def due_count(self) -> int:
+        return int(await self.redis.zcard(keys.DUE))

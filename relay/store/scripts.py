@@ -1,0 +1,333 @@
+"""Every Lua script the relay runs, in one place.
+
+Each script is one atomic step of the relay's life: a registration, a claim
+of due polls or deliveries, the write of a poll's outcome with the events it
+makes, the end of a delivery attempt. Atomic steps are what lets any process
+die at any moment without losing or doubling an event.
+
+Key names are built inside the scripts from the prefix in ARGV[1], the same
+layout `relay.store.keys` documents; the relay runs on one Redis (or one
+Sentinel-managed primary), not on Redis Cluster. Times are integer unix
+milliseconds.
+"""
+
+from __future__ import annotations
+
+# Shared by the scripts that make events: create one delivery per subscriber
+# that asked for the event type and has a webhook URL.
+_FAN_OUT = """
+local P = ARGV[1]
+
+local function make_delivery(task_id, tenant, reg, event_id, etype, now, final)
+  local suffix = string.sub(redis.sha1hex(event_id .. '|' .. tenant .. '|' .. reg.rid), 1, 26)
+  local did = 'dlv_' .. suffix
+  local dkey = P .. 'dlv:' .. did
+  local listing = P .. 'dlvs:' .. tenant .. ':' .. task_id
+  local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
+  if final then
+    -- A progress delivery still waiting when the final event is made is superseded;
+    -- one in flight finishes its attempt first, so the order is kept.
+    local waiting = redis.call('LRANGE', obox, 0, -1)
+    for i, other in ipairs(waiting) do
+      local okey = P .. 'dlv:' .. other
+      if redis.call('HGET', okey, 'type') == 'task.progress' then
+        local lease = tonumber(redis.call('HGET', okey, 'lease') or '0')
+        if i == 1 and lease > now then
+          redis.call('HSET', okey, 'superseded', '1')
+        else
+          redis.call('LREM', obox, 1, other)
+          redis.call('LREM', listing, 1, other)
+          redis.call('ZREM', P .. 'dlv_due', other)
+          redis.call('DEL', okey, okey .. ':attempts')
+        end
+      end
+    end
+  end
+  redis.call('HSET', dkey, 'task', task_id, 'tenant', tenant, 'rid', reg.rid,
+    'event', event_id, 'type', etype, 'status', 'pending', 'attempt', '0',
+    'series', '1', 'webhook_id', 'msg_' .. suffix, 'created', now)
+  redis.call('RPUSH', listing, did)
+  redis.call('RPUSH', obox, did)
+  if redis.call('LINDEX', obox, 0) == did then
+    redis.call('ZADD', P .. 'dlv_due', now, did)
+  end
+end
+
+local function wants(reg, etype)
+  if reg.webhook_url == nil or reg.webhook_url == cjson.null then return false end
+  for _, e in ipairs(reg.events) do
+    if e == etype then return true end
+  end
+  return false
+end
+
+-- Returns how many deliveries were made.
+local function fan_out(task_id, event_id, etype, now, final, only_tenant)
+  local subs = redis.call('HGETALL', P .. 'subs:' .. task_id)
+  local gone = P .. 'gone:' .. task_id
+  local made = 0
+  for i = 1, #subs, 2 do
+    local tenant = subs[i]
+    if only_tenant == '' or only_tenant == tenant then
+      local reg = cjson.decode(subs[i + 1])
+      if wants(reg, etype) and redis.call('HGET', gone, tenant) ~= reg.rid then
+        make_delivery(task_id, tenant, reg, event_id, etype, now, final)
+        made = made + 1
+      end
+    end
+  end
+  return made
+end
+"""
+
+# ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now
+# Returns {'exists', stored registration} | {'created'} | {'joined'} | {'final'}
+REGISTER = (
+    _FAN_OUT
+    + """
+local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local subs = P .. 'subs:' .. id
+local tkey = P .. 'task:' .. id
+if redis.call('HSETNX', subs, tenant, reg) == 0 then
+  return {'exists', redis.call('HGET', subs, tenant)}
+end
+redis.call('HDEL', P .. 'gone:' .. id, tenant)
+redis.call('ZADD', P .. 'tenant:' .. tenant, now, id)
+if redis.call('EXISTS', tkey) == 0 then
+  redis.call('HSET', tkey, 'state', init, 'polls', '0')
+  redis.call('PERSIST', subs)
+  redis.call('ZADD', P .. 'due', now, id)
+  return {'created'}
+end
+local final_event = redis.call('HGET', tkey, 'final_event')
+if final_event then
+  -- Already final: this tenant gets the final event now, without a new poll,
+  -- and its registration expires with the task.
+  local ttl = redis.call('PTTL', tkey)
+  if ttl > 0 then redis.call('PEXPIRE', subs, ttl) end
+  fan_out(id, final_event, redis.call('HGET', tkey, 'final_type'), now, true, tenant)
+  return {'final'}
+end
+redis.call('PERSIST', tkey)
+redis.call('PERSIST', subs)
+if not redis.call('ZSCORE', P .. 'due', id) then
+  redis.call('ZADD', P .. 'due', now, id)
+end
+return {'joined'}
+"""
+)
+
+# ARGV: prefix, task_id, tenant, retention seconds
+# Returns 1 if a registration was removed, else 0.
+UNREGISTER = """
+local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local subs = P .. 'subs:' .. id
+if redis.call('HDEL', subs, tenant) == 0 then return 0 end
+redis.call('HDEL', P .. 'gone:' .. id, tenant)
+redis.call('ZREM', P .. 'tenant:' .. tenant, id)
+local listing = P .. 'dlvs:' .. tenant .. ':' .. id
+for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
+  redis.call('ZREM', P .. 'dlv_due', did)
+  redis.call('DEL', P .. 'dlv:' .. did, P .. 'dlv:' .. did .. ':attempts')
+end
+redis.call('DEL', listing, P .. 'outbox:' .. tenant .. ':' .. id)
+if redis.call('HLEN', subs) == 0 then
+  -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
+  redis.call('ZREM', P .. 'due', id)
+  local tkey = P .. 'task:' .. id
+  if redis.call('TTL', tkey) < 0 then redis.call('EXPIRE', tkey, retention) end
+end
+return 1
+"""
+
+# ARGV: prefix, now, limit, lease ms, rate per second, burst
+# Takes up to `limit` due tasks, as many as the shared token bucket allows,
+# and pushes each one's due time a lease ahead: a claim that is never
+# written back comes due again by itself when the lease ends.
+# Returns {lease, {task_id, state|false, polls, ...}} or {} when nothing may run.
+CLAIM_POLLS = """
+local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
+local due, bucket = P .. 'due', P .. 'upstream:bucket'
+local paused = tonumber(redis.call('GET', P .. 'upstream:paused') or '0')
+if paused > now then return {} end
+local b = redis.call('HMGET', bucket, 'tokens', 'ts')
+local tokens, ts = tonumber(b[1] or burst), tonumber(b[2] or now)
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
+  ts = now
+end
+local n = math.min(limit, math.floor(tokens))
+local ids = {}
+if n > 0 then ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, n) end
+redis.call('HSET', bucket, 'tokens', tokens - #ids, 'ts', ts)
+if #ids == 0 then return {} end
+local lease = now + lease_ms
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', due, lease, id)
+  local t = redis.call('HMGET', P .. 'task:' .. id, 'state', 'polls')
+  out[#out + 1] = id
+  out[#out + 1] = t[1] or ''
+  out[#out + 1] = t[2] or '0'
+end
+return {lease, out}
+"""
+
+# ARGV: prefix, task_id, lease ('' when not from a claim), expected state JSON,
+#       new state JSON, count poll (0/1), next due ms ('' when final),
+#       event type ('' for none), event id, event JSON, now, retention seconds
+# Writes one outcome if the state is still the one it was computed from (and,
+# for a poll, the claim is still held); makes the event's deliveries.
+# Returns 'ok' | 'lost' | 'conflict'.
+APPLY = (
+    _FAN_OUT
+    + """
+local id, lease, expect, new_state = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local count_poll, next_due, etype = ARGV[6], ARGV[7], ARGV[8]
+local event_id, event_json = ARGV[9], ARGV[10]
+local now, retention = tonumber(ARGV[11]), tonumber(ARGV[12])
+local tkey, due = P .. 'task:' .. id, P .. 'due'
+if count_poll == '1' and redis.call('EXISTS', tkey) == 1 then
+  redis.call('HINCRBY', tkey, 'polls', 1)
+end
+if lease ~= '' then
+  local score = redis.call('ZSCORE', due, id)
+  if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
+end
+if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
+redis.call('HSET', tkey, 'state', new_state)
+local final = next_due == ''
+if final then
+  redis.call('ZREM', due, id)
+  if etype ~= '' then redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype) end
+  redis.call('EXPIRE', tkey, retention)
+  redis.call('EXPIRE', P .. 'subs:' .. id, retention)
+  redis.call('EXPIRE', P .. 'gone:' .. id, retention)
+else
+  redis.call('ZADD', due, tonumber(next_due), id)
+end
+if etype ~= '' then
+  local made = fan_out(id, event_id, etype, now, final, '')
+  if made > 0 or final then
+    redis.call('SET', P .. 'event:' .. event_id, event_json, 'EX', retention)
+  end
+end
+return 'ok'
+"""
+)
+
+# ARGV: prefix, now, limit, lease ms
+# Returns {lease, {delivery_id, task, tenant, rid, event, type, attempt,
+#          superseded, webhook_id, registration|'', event JSON|'', ...}} or {}.
+CLAIM_DELIVERIES = """
+local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local due = P .. 'dlv_due'
+local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+if #ids == 0 then return {} end
+local lease = now + lease_ms
+local out = {}
+for _, did in ipairs(ids) do
+  local dkey = P .. 'dlv:' .. did
+  local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid', 'event', 'type', 'attempt',
+    'superseded', 'webhook_id')
+  if not d[1] then
+    redis.call('ZREM', due, did)
+  else
+    redis.call('ZADD', due, lease, did)
+    redis.call('HSET', dkey, 'lease', lease)
+    out[#out + 1] = did
+    for i = 1, 8 do out[#out + 1] = d[i] or '' end
+    out[#out + 1] = redis.call('HGET', P .. 'subs:' .. d[1], d[2]) or ''
+    out[#out + 1] = redis.call('GET', P .. 'event:' .. d[4]) or ''
+  end
+end
+if #out == 0 then return {} end
+return {lease, out}
+"""
+
+# ARGV: prefix, delivery id, lease, outcome (retry|delivered|failed|gone|drop),
+#       next due ms (retry only), attempt JSON ('' for none), now, retention seconds
+# Returns 'ok' | 'lost' | 'missing'.
+FINISH_DELIVERY = """
+local P, did, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local next_due, attempt, now, retention = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local due, dkey = P .. 'dlv_due', P .. 'dlv:' .. ARGV[2]
+if redis.call('EXISTS', dkey) == 0 then
+  redis.call('ZREM', due, did)
+  return 'missing'
+end
+if attempt ~= '' then
+  redis.call('RPUSH', dkey .. ':attempts', attempt)
+  redis.call('LTRIM', dkey .. ':attempts', -100, -1)
+  redis.call('HINCRBY', dkey, 'attempt', 1)
+end
+local score = redis.call('ZSCORE', due, did)
+if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
+if outcome == 'retry' and redis.call('HGET', dkey, 'superseded') == '1' then
+  -- The final event replaced this progress event while it was in flight.
+  outcome = 'drop'
+end
+if outcome == 'retry' then
+  redis.call('HSET', dkey, 'next_at', next_due)
+  redis.call('ZADD', due, tonumber(next_due), did)
+  return 'ok'
+end
+local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid')
+local task_id, tenant = d[1], d[2]
+local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
+redis.call('ZREM', due, did)
+redis.call('LREM', obox, 1, did)
+if outcome == 'drop' then
+  redis.call('LREM', P .. 'dlvs:' .. tenant .. ':' .. task_id, 1, did)
+  redis.call('DEL', dkey, dkey .. ':attempts')
+else
+  redis.call('HSET', dkey, 'status', outcome, 'ended', now)
+  redis.call('HDEL', dkey, 'next_at')
+  redis.call('EXPIRE', dkey, retention)
+  redis.call('EXPIRE', dkey .. ':attempts', retention)
+end
+if outcome == 'gone' then
+  -- 410 ends this registration's webhooks: what is still queued goes nowhere.
+  redis.call('HSET', P .. 'gone:' .. task_id, tenant, d[3])
+  for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
+    redis.call('ZREM', due, other)
+    redis.call('HSET', P .. 'dlv:' .. other, 'status', 'gone', 'ended', now)
+  end
+  redis.call('DEL', obox)
+else
+  local head = redis.call('LINDEX', obox, 0)
+  if head then redis.call('ZADD', due, now, head) end
+end
+return 'ok'
+"""
+
+# ARGV: prefix, tenant, task_id, now
+# Starts a new attempt series for the latest delivery of this registration,
+# same webhook-id. Returns the delivery id, or false when there is none.
+REDELIVER = """
+local P, tenant, id, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local did = redis.call('LINDEX', P .. 'dlvs:' .. tenant .. ':' .. id, -1)
+if not did then return false end
+local dkey = P .. 'dlv:' .. did
+local obox = P .. 'outbox:' .. tenant .. ':' .. id
+if redis.call('HGET', dkey, 'status') == 'pending' then
+  -- Already on its way: bring a waiting retry forward rather than queue it twice.
+  local in_flight = tonumber(redis.call('HGET', dkey, 'lease') or '0') > now
+  if redis.call('LINDEX', obox, 0) == did and not in_flight then
+    redis.call('ZADD', P .. 'dlv_due', now, did)
+  end
+  return did
+end
+redis.call('HDEL', P .. 'gone:' .. id, tenant)
+redis.call('HSET', dkey, 'status', 'pending', 'attempt', '0')
+redis.call('HINCRBY', dkey, 'series', 1)
+redis.call('HDEL', dkey, 'ended', 'superseded')
+redis.call('PERSIST', dkey)
+redis.call('PERSIST', dkey .. ':attempts')
+redis.call('RPUSH', obox, did)
+if redis.call('LINDEX', obox, 0) == did then
+  redis.call('ZADD', P .. 'dlv_due', now, did)
+end
+return did
+"""

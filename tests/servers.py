@@ -1,0 +1,121 @@
+"""Real HTTP servers on loopback for tests: a scripted upstream and webhook receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+from relay.devtools.redis_server import free_port
+
+
+@dataclasses.dataclass
+class Canned:
+    """One scripted answer: a status, a body (JSON-encoded unless bytes), headers, a delay."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    delay: float = 0.0
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.app = web.Application()
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class ScriptedUpstream(_Server):
+    """Answers `/api/v1/fetch` per task from a script; the last answer repeats."""
+
+    def __init__(self, api_key: str = "upstream-key") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.scripts: dict[str, list[Canned]] = {}
+        self.calls: dict[str, int] = defaultdict(int)
+        self.headers_seen: list[dict[str, str]] = []
+        self.app.router.add_post("/api/v1/fetch", self._fetch)
+
+    def script(self, task_id: str, *answers: Canned | dict[str, Any]) -> None:
+        self.scripts[task_id] = [a if isinstance(a, Canned) else Canned(a) for a in answers]
+
+    async def _fetch(self, request: web.Request) -> web.StreamResponse:
+        self.headers_seen.append(dict(request.headers))
+        if request.headers.get("authorization") != self.api_key:
+            return web.json_response({}, status=401)
+        task_id = (await request.json())["task_id"]
+        self.calls[task_id] += 1
+        script = self.scripts.get(task_id)
+        if not script:
+            return web.json_response({"error": "not found"}, status=404)
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        return web.Response(
+            body=body,
+            status=answer.status,
+            headers=answer.headers,
+            content_type=None if answer.headers else "application/json",
+        )
+
+
+@dataclasses.dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver(_Server):
+    """A webhook receiver: records every POST; answers from `statuses` first, then 204."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[Received] = []
+        self.statuses: list[int] = []
+        self.delay = 0.0
+        self.arrived = asyncio.Condition()
+        self.app.router.add_post("/{tail:.*}", self._hook)
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        async with self.arrived:
+            self.received.append(Received(dict(request.headers), body))
+            self.arrived.notify_all()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status = self.statuses.pop(0) if self.statuses else 204
+        return web.Response(status=status)
+
+    def events(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        found = [r.json for r in self.received]
+        return [e for e in found if task_id is None or e["data"]["task_id"] == task_id]
+
+    async def wait_for(self, count: int, timeout: float = 10.0, task_id: str | None = None) -> None:
+        async def enough() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.events(task_id)) >= count)
+
+        await asyncio.wait_for(enough(), timeout)

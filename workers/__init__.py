@@ -1,0 +1,5 @@
+"""The relay's worker process: polling the upstream and delivering webhooks, hosted by arq."""
+
+from workers.worker import build_worker
+
+__all__ = ["build_worker"]

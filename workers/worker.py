@@ -1,0 +1,142 @@
+"""The worker's whole life, top to bottom.
+
+`relay worker` builds an arq `Worker` from the settings. arq hosts the
+process (signals, its Redis pool, cron); on startup the worker opens one
+pooled HTTP client per purpose and starts two long-running loops:
+
+- the poller claims due tasks from the `due` sorted set in batches under a
+  lease, fetches them from the upstream, and writes each outcome back with
+  the events it makes (one Lua script per outcome, pipelined);
+- the deliverer claims due webhook attempts the same way, sends them
+  signed, and records each attempt.
+
+Neither is an arq job: a job per poll caps out near 2,000/s and cannot
+reuse its own id while it runs, and leases on sorted sets give back a
+killed worker's claims within seconds. On SIGTERM arq cancels its own jobs
+and calls `shutdown`, which stops claiming, lets in-flight calls finish
+(bounded by their timeouts) and writes their outcomes; anything it could
+not finish comes back to another worker when its lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from relay.core.schedule import PollPolicy
+from relay.delivery import WebhookSender
+from relay.outbound import AddressGuard, AiohttpTransport
+from relay.settings import Settings
+from relay.store import DeliveryQueue, PollQueue, connect
+from relay.upstream import UpstreamClient
+from workers.deliverer import Deliverer
+from workers.poller import Poller
+
+logger = logging.getLogger("relay.worker")
+
+ARQ_QUEUE = "relay:arq"
+SHUTDOWN_GRACE = 20.0  # seconds to finish in-flight work; Kubernetes allows 30 by default
+
+
+def poll_policy(settings: Settings) -> PollPolicy:
+    return PollPolicy(
+        min_interval=settings.poll_min_interval,
+        max_interval=settings.poll_max_interval,
+        failed_grace=settings.failed_grace,
+    )
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    redis = connect(settings.redis_url)
+    upstream_transport = AiohttpTransport(max_connections=settings.poll_concurrency)
+    webhook_transport = AiohttpTransport(
+        max_connections=settings.delivery_concurrency,
+        guard=AddressGuard(settings.allow_private_webhooks),
+        read_limit=64 * 1024,
+    )
+    assert settings.upstream_api_key is not None
+    poller = Poller(
+        PollQueue(redis, rate=settings.upstream_rate, retention=settings.retention),
+        UpstreamClient(
+            upstream_transport,
+            base_url=settings.upstream_url,
+            api_key=settings.upstream_api_key,
+            timeout=settings.upstream_timeout,
+        ),
+        policy=poll_policy(settings),
+        task_deadline=settings.task_deadline,
+        lease=settings.poll_lease,
+        concurrency=settings.poll_concurrency,
+    )
+    deliverer = Deliverer(
+        DeliveryQueue(redis, retention=settings.retention),
+        WebhookSender(
+            webhook_transport,
+            secrets=settings.webhook_secrets,
+            timeout=settings.delivery_timeout,
+        ),
+        schedule=settings.delivery_retry_schedule,
+        lease=settings.delivery_lease,
+        concurrency=settings.delivery_concurrency,
+    )
+    stopping = asyncio.Event()
+    ctx.update(
+        relay_redis=redis,
+        transports=(upstream_transport, webhook_transport),
+        poller=poller,
+        deliverer=deliverer,
+        stopping=stopping,
+        loops=[
+            asyncio.create_task(poller.run(stopping), name="poller"),
+            asyncio.create_task(deliverer.run(stopping), name="deliverer"),
+        ],
+    )
+    logger.info("worker started: polling %s", settings.upstream_url)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "stopping" not in ctx:
+        return
+    ctx["stopping"].set()
+    loops: list[asyncio.Task[None]] = ctx["loops"]
+    _done, pending = await asyncio.wait(loops, timeout=SHUTDOWN_GRACE)
+    for task in pending:
+        task.cancel()
+    for transport in ctx["transports"]:
+        await transport.close()
+    await ctx["relay_redis"].aclose()
+    logger.info("worker stopped")
+
+
+async def report(ctx: dict[str, Any]) -> None:
+    """A periodic line on what the loops did, for operators reading logs."""
+    poller: Poller = ctx["poller"]
+    deliverer: Deliverer = ctx["deliverer"]
+    logger.info(
+        "polls %s; deliveries %s; in flight %d polls, %d deliveries",
+        poller.results,
+        deliverer.results,
+        poller.in_flight,
+        deliverer.in_flight,
+    )
+
+
+def build_worker(settings: Settings) -> Worker:
+    return Worker(
+        functions=[],
+        cron_jobs=[cron(report, second={0}, run_at_startup=False)],
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=ARQ_QUEUE,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        ctx={"settings": settings},
+        handle_signals=True,
+        health_check_key=f"{ARQ_QUEUE}:health-check",
+        poll_delay=1.0,
+    )
