@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -94,6 +95,9 @@ def run_api(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     if not check_redis(settings):
         return 1
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
+    # handler that was there before it: a no-op one makes that a clean exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=args.host,

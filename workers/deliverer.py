@@ -9,6 +9,7 @@ import time
 
 from relay.core.retry import decide
 from relay.delivery import WebhookSender
+from relay.metrics import Recorder
 from relay.store import ClaimedDelivery, DeliveryQueue
 from relay.store.deliveries import Finish
 from workers.batching import BatchWriter
@@ -26,15 +27,16 @@ class Deliverer:
         schedule: tuple[float, ...],
         lease: float,
         concurrency: int,
+        recorder: Recorder,
     ) -> None:
         self.queue = queue
+        self.recorder = recorder
         self.sender = sender
         self.schedule = schedule
         self.lease = lease
         self.concurrency = concurrency
         self.in_flight = 0
         self.writer: BatchWriter[Finish] = BatchWriter(self._write)
-        self.results: dict[str, int] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         writer = asyncio.create_task(self.writer.run(stopping))
@@ -68,6 +70,7 @@ class Deliverer:
         try:
             if delivery.orphaned or delivery.superseded:
                 # Deleted registration, expired event, or a progress event the final one replaced.
+                self.recorder.inc("relay_deliveries_total", "drop")
                 self.writer.add(Finish(delivery, "drop"))
                 return
             attempt = await self.sender.send(delivery)
@@ -79,17 +82,25 @@ class Deliverer:
                 jitter=random.random(),
             )
             ending = decision.ending
-            next_due = None if decision.delay is None else time.time() + decision.delay
-            self._count(ending)
+            now = time.time()
+            next_due = None if decision.delay is None else now + decision.delay
+            self.recorder.inc("relay_deliveries_total", ending)
+            self.recorder.observe("relay_delivery_duration_seconds", attempt.duration_ms / 1000)
+            if ending == "delivered" and delivery.event is not None:
+                self.recorder.observe("relay_delivery_latency_seconds", now - delivery.event.at)
             logger.info(
-                "delivery %s (%s, task %s, tenant %s) attempt %d: %s -> %s",
-                delivery.id,
-                delivery.type,
-                delivery.task_id,
-                delivery.tenant,
-                delivery.attempt + 1,
-                attempt.status_code if attempt.status_code is not None else attempt.error,
-                ending,
+                "webhook attempt",
+                extra={
+                    "delivery_id": delivery.id,
+                    "webhook_id": delivery.webhook_id,
+                    "event": delivery.type,
+                    "task_id": delivery.task_id,
+                    "tenant": delivery.tenant,
+                    "attempt": delivery.attempt + 1,
+                    "status_code": attempt.status_code,
+                    "error": attempt.error,
+                    "outcome": ending,
+                },
             )
             self.writer.add(Finish(delivery, ending, attempt.record(), next_due))
         except Exception:
@@ -99,6 +110,3 @@ class Deliverer:
 
     async def _write(self, finishes: list[Finish]) -> None:
         await self.queue.finish(finishes, time.time())
-
-    def _count(self, kind: str) -> None:
-        self.results[kind] = self.results.get(kind, 0) + 1

@@ -10,6 +10,7 @@ import time
 from relay.core import lifecycle
 from relay.core.lifecycle import Step
 from relay.core.schedule import PollPolicy
+from relay.metrics import Recorder
 from relay.store import ClaimedPoll, PollQueue
 from relay.store.polls import Outcome
 from relay.upstream import FetchResult, UpstreamClient
@@ -19,6 +20,7 @@ logger = logging.getLogger("relay.worker.poller")
 
 IDLE_SLEEP = 0.05  # seconds between claims when nothing is due
 ERROR_SLEEP = 1.0  # after Redis failed to answer a claim
+UNAUTHORIZED_PAUSE = 30.0  # a refused key holds every worker's calls this long, then one probes
 
 
 def step_for(claimed: ClaimedPoll, result: FetchResult, now: float, policy: PollPolicy) -> Step:
@@ -42,8 +44,11 @@ class Poller:
         task_deadline: float,
         lease: float,
         concurrency: int,
+        recorder: Recorder,
     ) -> None:
         self.queue = queue
+        self.recorder = recorder
+        self.unauthorized = False
         self.upstream = upstream
         self.policy = policy
         self.task_deadline = task_deadline
@@ -51,7 +56,6 @@ class Poller:
         self.concurrency = concurrency
         self.in_flight = 0
         self.writer: BatchWriter[Outcome] = BatchWriter(self._write)
-        self.results: dict[str, int] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         writer = asyncio.create_task(self.writer.run(stopping))
@@ -63,11 +67,15 @@ class Poller:
                     await asyncio.sleep(0.005)
                     continue
                 try:
-                    claimed = await self.queue.claim(min(free, 500), self.lease, time.time())
+                    claimed, limited = await self.queue.claim(
+                        min(free, 500), self.lease, time.time()
+                    )
                 except Exception as exc:  # Redis away: wait and try again
                     logger.warning("claim failed: %s", exc)
                     await _sleep_unless(stopping, ERROR_SLEEP)
                     continue
+                if limited:
+                    self.recorder.inc("relay_rate_limited_claims_total")
                 for item in claimed:
                     self.in_flight += 1
                     task = asyncio.create_task(self._poll(item))
@@ -88,33 +96,22 @@ class Poller:
             state = claimed.state
             if now >= state.deadline_at:
                 step = lifecycle.expire(state, now, self.task_deadline)
-                self._count("deadline")
-                self.writer.add(
-                    Outcome(
-                        claimed.task_id,
-                        claimed.raw_state,
-                        step,
-                        claimed.polls,
-                        claimed.lease,
-                        count_poll=False,
-                    )
+                outcome = Outcome(
+                    claimed.task_id,
+                    claimed.raw_state,
+                    step,
+                    claimed.polls,
+                    claimed.lease,
+                    count_poll=False,
                 )
+                self.writer.add(outcome)
                 return
             result = await self.upstream.fetch(claimed.task_id, now)
-            now = time.time()
-            self._count(result.detail or result.kind)
-            if result.kind == "rate_limited":
-                pause = (
-                    result.retry_after
-                    if result.retry_after is not None
-                    else self.policy.min_interval
-                )
-                await self.queue.pause_upstream(now + pause)
-            if result.kind in ("unauthorized", "error", "rate_limited"):
-                logger.warning(
-                    "upstream fetch of %s: %s", claimed.task_id, result.detail or result.kind
-                )
-            step = step_for(claimed, result, now, self.policy)
+            after = time.time()
+            self.recorder.inc("relay_polls_total", result.detail or result.kind)
+            self.recorder.observe("relay_upstream_duration_seconds", after - now)
+            await self._react(claimed, result, after)
+            step = step_for(claimed, result, after, self.policy)
             self.writer.add(
                 Outcome(claimed.task_id, claimed.raw_state, step, claimed.polls + 1, claimed.lease)
             )
@@ -124,16 +121,41 @@ class Poller:
         finally:
             self.in_flight -= 1
 
+    async def _react(self, claimed: ClaimedPoll, result: FetchResult, now: float) -> None:
+        """What a fault means for every worker, beyond this one task."""
+        if result.kind == "ok":
+            if self.unauthorized:
+                self.unauthorized = False
+                await self.queue.clear_unauthorized()
+                logger.warning("the upstream accepts the API key again")
+            return
+        if result.kind == "unauthorized":
+            self.unauthorized = True
+            await self.queue.mark_unauthorized(now, UNAUTHORIZED_PAUSE)
+            logger.error(
+                "the upstream refused RELAY_UPSTREAM_API_KEY (%s); holding all polls for %g s",
+                result.detail,
+                UNAUTHORIZED_PAUSE,
+            )
+            return
+        if result.kind == "rate_limited":
+            pause = self.policy.min_interval if result.retry_after is None else result.retry_after
+            await self.queue.pause_upstream(now + pause)
+        if result.kind != "not_found":
+            logger.warning(
+                "upstream fetch of %s: %s", claimed.task_id, result.detail or result.kind
+            )
+
     async def _write(self, outcomes: list[Outcome]) -> None:
         replies = await self.queue.apply(outcomes, time.time())
         for outcome, reply in zip(outcomes, replies, strict=True):
             if reply != "ok":
                 logger.info("outcome for %s not written: %s", outcome.task_id, reply)
             elif outcome.step.event:
-                logger.info("task %s: %s", outcome.task_id, outcome.step.event)
-
-    def _count(self, kind: str) -> None:
-        self.results[kind] = self.results.get(kind, 0) + 1
+                self.recorder.inc("relay_events_total", outcome.step.event)
+                logger.info(
+                    "task event", extra={"task_id": outcome.task_id, "event": outcome.step.event}
+                )
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -30,6 +30,7 @@ from arq.worker import Worker
 
 from relay.core.schedule import PollPolicy
 from relay.delivery import WebhookSender
+from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport
 from relay.settings import Settings
 from relay.store import DeliveryQueue, PollQueue, connect
@@ -61,6 +62,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         read_limit=64 * 1024,
     )
     assert settings.upstream_api_key is not None
+    recorder = Recorder()
     poller = Poller(
         PollQueue(redis, rate=settings.upstream_rate, retention=settings.retention),
         UpstreamClient(
@@ -73,6 +75,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         task_deadline=settings.task_deadline,
         lease=settings.poll_lease,
         concurrency=settings.poll_concurrency,
+        recorder=recorder,
     )
     deliverer = Deliverer(
         DeliveryQueue(redis, retention=settings.retention),
@@ -84,6 +87,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         schedule=settings.delivery_retry_schedule,
         lease=settings.delivery_lease,
         concurrency=settings.delivery_concurrency,
+        recorder=recorder,
     )
     stopping = asyncio.Event()
     ctx.update(
@@ -92,10 +96,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         poller=poller,
         deliverer=deliverer,
         stopping=stopping,
+        recorder=recorder,
         loops=[
             asyncio.create_task(poller.run(stopping), name="poller"),
             asyncio.create_task(deliverer.run(stopping), name="deliverer"),
         ],
+        metrics_loop=asyncio.create_task(recorder.run(redis, stopping), name="metrics"),
     )
     logger.info("worker started: polling %s", settings.upstream_url)
 
@@ -108,6 +114,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     _done, pending = await asyncio.wait(loops, timeout=SHUTDOWN_GRACE)
     for task in pending:
         task.cancel()
+    await ctx["metrics_loop"]
     for transport in ctx["transports"]:
         await transport.close()
     await ctx["relay_redis"].aclose()
@@ -115,15 +122,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def report(ctx: dict[str, Any]) -> None:
-    """A periodic line on what the loops did, for operators reading logs."""
+    """A periodic line on what the loops hold, for operators reading logs."""
     poller: Poller = ctx["poller"]
     deliverer: Deliverer = ctx["deliverer"]
     logger.info(
-        "polls %s; deliveries %s; in flight %d polls, %d deliveries",
-        poller.results,
-        deliverer.results,
-        poller.in_flight,
-        deliverer.in_flight,
+        "worker alive",
+        extra={
+            "polls_in_flight": poller.in_flight,
+            "deliveries_in_flight": deliverer.in_flight,
+            "upstream_unauthorized": poller.unauthorized,
+        },
     )
 
 

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import secrets
 import time
 
+import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from relay import metrics
 from relay.api.errors import ApiError, error_response
 from relay.api.validation import MAX_BODY, decode_json, parse_registration, parse_task_id
 from relay.core import lifecycle
-from relay.core.model import Registration
+from relay.core.model import FINAL_STATUSES, Registration
 from relay.core.normalize import Malformed, normalize
 from relay.core.resource import task_resource
 from relay.outbound import Blocked
 from relay.store.polls import Outcome
-from relay.store.registry import RegisterOutcome
+from relay.store.registry import Page, RegisterOutcome
+
+STATUSES = ("queued", "running", "succeeded", "failed", "timed_out")
+WAIT_MAX = 60.0  # seconds a long-poll may hold a request
+WAIT_STEP = 0.25
 
 
 async def read_json(request: Request) -> object:
@@ -71,6 +79,7 @@ async def register_task(request: Request) -> Response:
     )
     registry = request.app.state.registry
     registered = await registry.register(registration)
+    request.app.state.recorder.inc("relay_registrations_total", registered.outcome.value)
     if registered.outcome is RegisterOutcome.CONFLICT:
         raise ApiError(
             409,
@@ -85,6 +94,79 @@ async def register_task(request: Request) -> Response:
     return JSONResponse(
         task_resource(view.state, view.registration, view.polls), status_code=status
     )
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name} must be an integer", name) from None
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be from {low} to {high}", name)
+    return value
+
+
+def query_cursor(request: Request) -> Page | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        score, member = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        return Page(float(score), str(member))
+    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError):
+        raise ApiError(400, "invalid_query", "cursor is not one this API gave", "cursor") from None
+
+
+def cursor_text(page: Page | None) -> str | None:
+    if page is None:
+        return None
+    return (
+        base64.urlsafe_b64encode(msgspec.json.encode([page.score, page.member]))
+        .decode()
+        .rstrip("=")
+    )
+
+
+async def list_tasks(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        raise ApiError(
+            400, "invalid_query", f"status must be one of {', '.join(STATUSES)}", "status"
+        )
+    views, page = await request.app.state.registry.list_tasks(
+        tenant,
+        status=status,
+        limit=query_int(request, "limit", 50, 1, 200),
+        cursor=query_cursor(request),
+    )
+    return JSONResponse(
+        {
+            "tasks": [task_resource(v.state, v.registration, v.polls) for v in views],
+            "next_cursor": cursor_text(page),
+        }
+    )
+
+
+async def wait_task(request: Request) -> Response:
+    """Long-poll: answer when the task is final, or after `timeout` seconds with it as it is."""
+    tenant = request.app.state.tenants.tenant_of(request)
+    task_id = path_task_id(request)
+    timeout = query_int(request, "timeout", 30, 0, int(WAIT_MAX))
+    registry = request.app.state.registry
+    deadline = time.monotonic() + timeout
+    while True:
+        view = await registry.get(tenant, task_id)
+        if view is None:
+            raise ApiError(404, "not_found", "No such task")
+        if view.state.status in FINAL_STATUSES or time.monotonic() >= deadline:
+            return JSONResponse(task_resource(view.state, view.registration, view.polls))
+        if await request.is_disconnected():
+            return Response(status_code=204)
+        await asyncio.sleep(WAIT_STEP)
 
 
 async def get_task(request: Request) -> Response:
@@ -123,11 +205,30 @@ async def redeliver(request: Request) -> Response:
     return JSONResponse({"delivery_id": delivery_id}, status_code=202)
 
 
+async def failed_deliveries(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    status = request.query_params.get("status", "failed")
+    if status != "failed":
+        raise ApiError(400, "invalid_query", "status: only failed deliveries are listed", "status")
+    listing, page = await request.app.state.registry.failed_deliveries(
+        tenant, query_int(request, "limit", 50, 1, 200), query_cursor(request)
+    )
+    return JSONResponse({"deliveries": listing, "next_cursor": cursor_text(page)})
+
+
+async def redeliver_failed(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    started = await request.app.state.registry.redeliver_failed(tenant, time.time())
+    return JSONResponse({"delivery_ids": started}, status_code=202)
+
+
 async def upstream_webhook(request: Request) -> Response:
     """The upstream's own callback: a fast path, handled exactly like a poll's answer."""
     expected: str | None = request.app.state.settings.upstream_webhook_secret
     given = request.headers.get("x-webhook-secret", "")
+    recorder = request.app.state.recorder
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        recorder.inc("relay_upstream_webhooks_total", "unauthorized")
         raise ApiError(401, "unauthorized", "Missing or wrong x-webhook-secret")
     payload = await read_json(request)
     task_id = parse_task_id(payload.get("task_id")) if isinstance(payload, dict) else None
@@ -141,15 +242,18 @@ async def upstream_webhook(request: Request) -> Response:
     for _ in range(5):  # a poll may write between our read and our write: read again
         current = await polls.read(task_id)
         if current is None:
+            recorder.inc("relay_upstream_webhooks_total", "ignored")
             return JSONResponse({"status": "ignored"}, status_code=202)
         raw_state, state, count = current
         now = time.time()
         step = lifecycle.observe(state, observation, now, request.app.state.policy)
         if step.state == state:
+            recorder.inc("relay_upstream_webhooks_total", "unchanged")
             return JSONResponse({"status": "unchanged"}, status_code=202)
         outcome = Outcome(task_id, raw_state, step, count, lease=None, count_poll=False)
         (reply,) = await polls.apply([outcome], now)
         if reply == "ok":
+            recorder.inc("relay_upstream_webhooks_total", "accepted")
             return JSONResponse({"status": "accepted"}, status_code=202)
         await asyncio.sleep(0.01)
     return error_response(503, "busy", "The task is changing; the upstream may retry")
@@ -160,8 +264,22 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready while Redis answers; says too whether the upstream accepts the relay's key
+    (a refused key does not take the API out of service: registrations still work)."""
     try:
-        await asyncio.wait_for(request.app.state.registry.ping(), 2.0)
+        async with asyncio.timeout(2.0):
+            await request.app.state.registry.ping()
+            refused_since = await request.app.state.polls.unauthorized_since()
     except Exception:
         return error_response(503, "unavailable", "Redis does not answer")
-    return JSONResponse({"status": "ready"})
+    upstream = "ok" if refused_since is None else "unauthorized"
+    return JSONResponse({"status": "ready", "upstream": upstream})
+
+
+async def prometheus(request: Request) -> Response:
+    body = await metrics.render(request.app.state.registry.redis)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from relay.core.model import FINAL_EVENT_FOR_STATUS, Observation, TaskState
+from relay.core.model import FINAL_EVENT_FOR_STATUS, Observation, Status, TaskState
 from relay.core.schedule import PollPolicy, backoff, clamp, next_delay
 
 
@@ -31,13 +31,15 @@ def observe(state: TaskState, obs: Observation, now: float, policy: PollPolicy) 
     if obs.status == "failed" and not _grace_over(state, now, policy):
         # The upstream retries failed tasks itself: wait out the grace before believing it.
         failed_since = state.failed_since if state.failed_since is not None else now
-        held = _merge(state, obs, now, status=state.status, progress=state.progress)
-        held = msgspec.structs.replace(held, failed_since=failed_since, error=None)
+        held = _merge(
+            state, obs, now, status=state.status, progress=state.progress, error=state.error
+        )
+        held = msgspec.structs.replace(held, failed_since=failed_since)
         wait = max(policy.min_interval, failed_since + policy.failed_grace - now)
         return Step(held, None, wait)
 
     progress = obs.progress if obs.progress is not None else state.progress
-    new = _merge(state, obs, now, status=obs.status, progress=progress)
+    new = _merge(state, obs, now, status=obs.status, progress=progress, error=obs.error)
     new = msgspec.structs.replace(new, failed_since=None)
     if new.is_final:
         new = msgspec.structs.replace(new, completed_at=now)
@@ -50,6 +52,8 @@ def fault(
     state: TaskState, now: float, policy: PollPolicy, retry_after: float | None = None
 ) -> Step:
     """A poll that taught nothing: an error answer, a bad body, a timeout."""
+    if state.is_final:
+        return Step(state, None, None)
     errors = state.errors + 1
     new = msgspec.structs.replace(state, errors=errors)
     delay = backoff(errors, policy)
@@ -61,6 +65,8 @@ def fault(
 
 def not_found(state: TaskState, now: float, policy: PollPolicy) -> Step:
     """The upstream does not know the task (404): retry for a while, then fail it."""
+    if state.is_final:
+        return Step(state, None, None)
     since = state.not_found_since if state.not_found_since is not None else now
     if now - since >= policy.not_found_limit:
         new = msgspec.structs.replace(
@@ -102,7 +108,13 @@ def _grace_over(state: TaskState, now: float, policy: PollPolicy) -> bool:
 
 
 def _merge(
-    state: TaskState, obs: Observation, now: float, *, status: str, progress: int | None
+    state: TaskState,
+    obs: Observation,
+    now: float,
+    *,
+    status: Status,
+    progress: int | None,
+    error: str | None,
 ) -> TaskState:
     """The state with the answer's fields taken in; schedule memory kept up to date."""
     upstream_changed = obs.upstream_status != state.upstream_status
@@ -115,7 +127,7 @@ def _merge(
         task_type=obs.task_type or state.task_type,
         model=obs.model or state.model,
         result=obs.result,
-        error=obs.error,
+        error=error,
         errors=0,
         not_found_since=None,
         status_since=now if upstream_changed else state.status_since,

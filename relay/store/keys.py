@@ -13,11 +13,14 @@ Per delivery:
   dlv:{delivery_id}:attempts list  attempt records (JSON), newest last, bounded
 Per tenant:
   tenant:{tenant}      zset  task id -> registration time (listing, retention)
+  failed:{tenant}      zset  delivery id -> when it failed (the operator's "what is stuck")
 Global:
   due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
   dlv_due              zset  delivery id -> next attempt time (ms); claimed the same way
   upstream:bucket      hash  the shared token bucket for upstream calls
-  upstream:paused      string ms until which no worker calls the upstream (Retry-After)
+  upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
+  upstream:unauthorized string when the upstream last refused the key (cleared on success)
+  metrics              hash  counters of every process (see relay.metrics)
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ DUE = PREFIX + "due"
 DELIVERY_DUE = PREFIX + "dlv_due"
 UPSTREAM_BUCKET = PREFIX + "upstream:bucket"
 UPSTREAM_PAUSED = PREFIX + "upstream:paused"
+UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
+METRICS = PREFIX + "metrics"
 
 
 def task(task_id: str) -> str:
@@ -64,3 +69,7 @@ def attempts(delivery_id: str) -> str:
 
 def tenant_tasks(tenant: str) -> str:
     return f"{PREFIX}tenant:{tenant}"
+
+
+def failed_deliveries(tenant: str) -> str:
+    return f"{PREFIX}failed:{tenant}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 
 from redis.asyncio import Redis
@@ -45,13 +46,12 @@ class PollQueue:
         self._claim = redis.register_script(scripts.CLAIM_POLLS)
         self._apply = redis.register_script(scripts.APPLY)
 
-    async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedPoll]:
+    async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
+        """Due tasks, and whether the shared rate limit held back others that were due."""
         reply = await self._claim(
             args=[keys.PREFIX, to_ms(now), limit, to_ms(lease), self.rate, self.burst]
         )
-        if not reply:
-            return []
-        lease_ms, flat = int(reply[0]), reply[1]
+        lease_ms, flat, limited = int(reply[0]), reply[1], bool(reply[2])
         claimed: list[ClaimedPoll] = []
         orphans: list[str] = []
         for i in range(0, len(flat), 3):
@@ -64,7 +64,7 @@ class PollQueue:
             )
         if orphans:
             await self.redis.zrem(keys.DUE, *orphans)
-        return claimed
+        return claimed, limited
 
     async def apply(self, outcomes: list[Outcome], now: float) -> list[str]:
         """Write outcomes in one round trip; each answers 'ok', 'lost' or 'conflict'."""
@@ -110,7 +110,21 @@ class PollQueue:
 
     async def pause_upstream(self, until: float) -> None:
         """Hold every worker's calls to the upstream until `until` (a Retry-After)."""
-        await self.redis.set(keys.UPSTREAM_PAUSED, to_ms(until), px=to_ms(until) + 1000)
+        # The key outlives the pause a little; the claim script compares the time itself.
+        await self.redis.set(
+            keys.UPSTREAM_PAUSED, to_ms(until), px=max(1, to_ms(until - time.time())) + 1000
+        )
 
-    async def due_count(self) -> int:
-        return int(await self.redis.zcard(keys.DUE))
+    async def mark_unauthorized(self, now: float, pause: float) -> None:
+        """The upstream refused the key: every worker holds its calls for `pause`."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.UPSTREAM_UNAUTHORIZED, to_ms(now))
+            pipe.set(keys.UPSTREAM_PAUSED, to_ms(now + pause), px=to_ms(pause) + 1000)
+            await pipe.execute()
+
+    async def clear_unauthorized(self) -> None:
+        await self.redis.delete(keys.UPSTREAM_UNAUTHORIZED)
+
+    async def unauthorized_since(self) -> float | None:
+        raw = await self.redis.get(keys.UPSTREAM_UNAUTHORIZED)
+        return int(raw) / 1000 if raw else None

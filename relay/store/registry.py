@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -46,6 +47,55 @@ def differing_field(stored: Registration, asked: Registration) -> str | None:
     return None
 
 
+MAX_SCAN = 2000  # members one listing request reads at most, whatever its filter
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """Where a listing resumes: after `member`, whose score is `score` (newest first)."""
+
+    score: float
+    member: str
+
+
+async def _pages(
+    redis: Redis, key: str, size: int, cursor: Page | None
+) -> AsyncIterator[tuple[list[tuple[str, float]], Page | None]]:
+    """Members of a sorted set from highest score down, after `cursor`, a page at a time.
+
+    Members of equal score come in reverse lexical order, so the cursor's
+    (score, member) pair says exactly where the previous page stopped.
+    """
+    while True:
+        top: float | str = "+inf" if cursor is None else cursor.score
+        rows: list[tuple[str, float]] = []
+        offset = 0
+        while True:
+            batch: list[tuple[str, float]] = await redis.zrevrangebyscore(
+                key, top, "-inf", start=offset, num=size + 64, withscores=True
+            )
+            # Rows sort by (score, member) descending: the ones already served are a prefix.
+            rows = [r for r in batch if cursor is None or _after(r, cursor)]
+            if rows or len(batch) < size + 64:
+                break
+            offset += len(batch)  # a run of equal scores longer than a batch
+        if not rows:
+            yield [], None
+            return
+        page = rows[:size]
+        last_member, last_score = page[-1]
+        next_page = Page(last_score, last_member) if len(page) == size else None
+        yield page, next_page
+        if next_page is None:
+            return
+        cursor = next_page
+
+
+def _after(row: tuple[str, float], cursor: Page) -> bool:
+    member, score = row
+    return score < cursor.score or (score == cursor.score and member < cursor.member)
+
+
 class Registry:
     def __init__(self, redis: Redis, *, task_deadline: float, retention: float) -> None:
         self.redis = redis
@@ -82,12 +132,50 @@ class Registry:
         removed = await self._unregister(args=[keys.PREFIX, task_id, tenant, int(self.retention)])
         return bool(removed)
 
-    async def redeliver(self, tenant: str, task_id: str, now: float) -> str | None:
-        delivery_id = await self._redeliver(args=[keys.PREFIX, tenant, task_id, to_ms(now)])
-        return str(delivery_id) if delivery_id else None
+    async def redeliver(
+        self, tenant: str, task_id: str, now: float, delivery_id: str = ""
+    ) -> str | None:
+        """A new attempt series for a delivery (by default the task's latest); its id."""
+        redelivered = await self._redeliver(
+            args=[keys.PREFIX, tenant, task_id, to_ms(now), delivery_id]
+        )
+        return str(redelivered) if redelivered else None
 
     async def deliveries(self, tenant: str, task_id: str) -> list[dict[str, Any]]:
-        ids: list[str] = await self.redis.lrange(keys.deliveries(tenant, task_id), 0, -1)  # type: ignore[misc]
+        key = keys.deliveries(tenant, task_id)
+        ids: list[str] = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
+        return [d for d in await self._render_deliveries(ids) if d is not None]
+
+    async def failed_deliveries(
+        self, tenant: str, limit: int, cursor: Page | None
+    ) -> tuple[list[dict[str, Any]], Page | None]:
+        """The tenant's failed deliveries, most recent first, with the task each belongs to."""
+        key = keys.failed_deliveries(tenant)
+        listing: list[dict[str, Any]] = []
+        async for rows, next_page in _pages(self.redis, key, limit, cursor):
+            page_ids = [member for member, _ in rows]
+            rendered = await self._render_deliveries(page_ids)
+            gone = [i for i, d in zip(page_ids, rendered, strict=True) if d is None]
+            if gone:
+                await self.redis.zrem(key, *gone)  # expired with their task
+            listing.extend(d for d in rendered if d is not None)
+            if len(listing) >= limit or next_page is None:
+                return listing[:limit], next_page
+        return listing, None
+
+    async def redeliver_failed(self, tenant: str, now: float, limit: int = 1000) -> list[str]:
+        """A new attempt series for each of the tenant's failed deliveries (up to `limit`)."""
+        ids: list[str] = await self.redis.zrevrange(keys.failed_deliveries(tenant), 0, limit - 1)
+        started = []
+        for delivery_id in ids:
+            task_id = await self.redis.hget(keys.delivery(delivery_id), "task")  # type: ignore[misc]
+            if task_id and await self.redeliver(tenant, task_id, now, delivery_id):
+                started.append(delivery_id)
+            elif not task_id:
+                await self.redis.zrem(keys.failed_deliveries(tenant), delivery_id)
+        return started
+
+    async def _render_deliveries(self, ids: list[str]) -> list[dict[str, Any] | None]:
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -95,20 +183,64 @@ class Registry:
                 pipe.hgetall(keys.delivery(delivery_id))
                 pipe.lrange(keys.attempts(delivery_id), 0, -1)
             replies = await pipe.execute()
-        listing = []
+        rendered: list[dict[str, Any] | None] = []
         for delivery_id, fields, attempts in zip(ids, replies[::2], replies[1::2], strict=True):
             if not fields:
+                rendered.append(None)
                 continue
-            listing.append(
+            rendered.append(
                 {
                     "id": delivery_id,
+                    "task_id": fields["task"],
                     "webhook_id": fields["webhook_id"],
                     "type": fields["type"],
                     "status": fields["status"],
                     "attempts": [msgspec.json.decode(a) for a in attempts],
                 }
             )
-        return listing
+        return rendered
+
+    async def list_tasks(
+        self, tenant: str, *, status: str | None, limit: int, cursor: Page | None
+    ) -> tuple[list[TaskView], Page | None]:
+        """The tenant's tasks, newest registration first, optionally of one status."""
+        key = keys.tenant_tasks(tenant)
+        views: list[TaskView] = []
+        scanned = 0
+        async for rows, next_page in _pages(self.redis, key, limit, cursor):
+            scanned += len(rows)
+            found = await self._views(tenant, [member for member, _ in rows])
+            expired = [m for (m, _), view in zip(rows, found, strict=True) if view is None]
+            if expired:
+                await self.redis.zrem(key, *expired)
+            for (task_id, score), view in zip(rows, found, strict=True):
+                if view is None:
+                    continue
+                if status is None or view.state.status == status:
+                    views.append(view)
+                    if len(views) == limit:
+                        # The next page starts after this task, wherever it is in the page.
+                        return views, Page(score, task_id)
+            # A filter may skip many tasks: answer with a cursor rather than scan forever.
+            if next_page is None or scanned >= MAX_SCAN:
+                return views, next_page
+        return views, None
+
+    async def _views(self, tenant: str, task_ids: list[str]) -> list[TaskView | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hget(keys.subscribers(task_id), tenant)
+                pipe.hmget(keys.task(task_id), ["state", "polls"])
+            replies = await pipe.execute()
+        views: list[TaskView | None] = []
+        for raw_reg, (raw_state, polls) in zip(replies[::2], replies[1::2], strict=True):
+            if raw_reg is None or raw_state is None:
+                views.append(None)
+            else:
+                views.append(
+                    TaskView(load_registration(raw_reg), load_state(raw_state), int(polls or 0))
+                )
+        return views
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

@@ -128,6 +128,7 @@ redis.call('ZREM', P .. 'tenant:' .. tenant, id)
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
 for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('ZREM', P .. 'dlv_due', did)
+  redis.call('ZREM', P .. 'failed:' .. tenant, did)
   redis.call('DEL', P .. 'dlv:' .. did, P .. 'dlv:' .. did .. ':attempts')
 end
 redis.call('DEL', listing, P .. 'outbox:' .. tenant .. ':' .. id)
@@ -144,13 +145,14 @@ return 1
 # Takes up to `limit` due tasks, as many as the shared token bucket allows,
 # and pushes each one's due time a lease ahead: a claim that is never
 # written back comes due again by itself when the lease ends.
-# Returns {lease, {task_id, state|false, polls, ...}} or {} when nothing may run.
+# Returns {lease, {task_id, state|'', polls, ...}, limited}: limited is 1 when
+# the rate limit held back tasks that were due.
 CLAIM_POLLS = """
 local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
 local due, bucket = P .. 'due', P .. 'upstream:bucket'
 local paused = tonumber(redis.call('GET', P .. 'upstream:paused') or '0')
-if paused > now then return {} end
+if paused > now then return {0, {}, 0} end
 local b = redis.call('HMGET', bucket, 'tokens', 'ts')
 local tokens, ts = tonumber(b[1] or burst), tonumber(b[2] or now)
 if now > ts then
@@ -161,7 +163,9 @@ local n = math.min(limit, math.floor(tokens))
 local ids = {}
 if n > 0 then ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, n) end
 redis.call('HSET', bucket, 'tokens', tokens - #ids, 'ts', ts)
-if #ids == 0 then return {} end
+local limited = 0
+if n < limit and redis.call('ZCOUNT', due, '-inf', now) > #ids then limited = 1 end
+if #ids == 0 then return {0, {}, limited} end
 local lease = now + lease_ms
 local out = {}
 for _, id in ipairs(ids) do
@@ -171,7 +175,7 @@ for _, id in ipairs(ids) do
   out[#out + 1] = t[1] or ''
   out[#out + 1] = t[2] or '0'
 end
-return {lease, out}
+return {lease, out, limited}
 """
 
 # ARGV: prefix, task_id, lease ('' when not from a claim), expected state JSON,
@@ -286,6 +290,7 @@ else
   redis.call('HDEL', dkey, 'next_at')
   redis.call('EXPIRE', dkey, retention)
   redis.call('EXPIRE', dkey .. ':attempts', retention)
+  if outcome == 'failed' then redis.call('ZADD', P .. 'failed:' .. tenant, now, did) end
 end
 if outcome == 'gone' then
   -- 410 ends this registration's webhooks: what is still queued goes nowhere.
@@ -302,14 +307,19 @@ end
 return 'ok'
 """
 
-# ARGV: prefix, tenant, task_id, now
-# Starts a new attempt series for the latest delivery of this registration,
-# same webhook-id. Returns the delivery id, or false when there is none.
+# ARGV: prefix, tenant, task_id, now, delivery id ('' for the latest)
+# Starts a new attempt series for a delivery of this registration (by default
+# its latest), same webhook-id. Returns the delivery id, or false when there
+# is none.
 REDELIVER = """
-local P, tenant, id, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local did = redis.call('LINDEX', P .. 'dlvs:' .. tenant .. ':' .. id, -1)
-if not did then return false end
+local P, tenant, id, now, did = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if did == '' then
+  did = redis.call('LINDEX', P .. 'dlvs:' .. tenant .. ':' .. id, -1)
+  if not did then return false end
+end
 local dkey = P .. 'dlv:' .. did
+local owner = redis.call('HMGET', dkey, 'tenant', 'task')
+if owner[1] ~= tenant or owner[2] ~= id then return false end
 local obox = P .. 'outbox:' .. tenant .. ':' .. id
 if redis.call('HGET', dkey, 'status') == 'pending' then
   -- Already on its way: bring a waiting retry forward rather than queue it twice.
@@ -320,6 +330,7 @@ if redis.call('HGET', dkey, 'status') == 'pending' then
   return did
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
+redis.call('ZREM', P .. 'failed:' .. tenant, did)
 redis.call('HSET', dkey, 'status', 'pending', 'attempt', '0')
 redis.call('HINCRBY', dkey, 'series', 1)
 redis.call('HDEL', dkey, 'ended', 'superseded')

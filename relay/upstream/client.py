@@ -65,6 +65,8 @@ def classify(
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return FetchResult("error", detail="non_json" if body.strip() else "empty_body")
+    except RecursionError:
+        return FetchResult("error", detail="wrong_shape")
     try:
         observation = normalize(payload, task_id)
     except Malformed:

@@ -1,0 +1,134 @@
+"""The shapes of the API's bodies, as types: the source of the OpenAPI description.
+
+Requests are validated by `relay.api.validation` (so that every mistake is
+named by its field); these types describe the same rules for the spec, and
+the tests check real answers against the spec generated from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Uuid = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+Url = Annotated[str, msgspec.Meta(max_length=2048, description="An absolute http(s) URL")]
+EventName = Literal["task.progress", "task.succeeded", "task.failed", "task.timed_out"]
+Timestamp = Annotated[
+    str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])
+]
+
+
+class RegistrationBody(msgspec.Struct):
+    task_id: Uuid
+    webhook_url: Url | None = None
+    events: Annotated[
+        list[EventName] | None,
+        msgspec.Meta(description="Omitted: the three final events; []: no webhooks"),
+    ] = None
+    metadata: Annotated[
+        dict[str, Any] | None, msgspec.Meta(description="Echoed in every webhook; at most 16 KiB")
+    ] = None
+
+
+class Result(msgspec.Struct):
+    images: list[str]
+    grid_image: str | None
+    videos: list[str]
+    content: list[str]
+    seed: str | None
+
+
+class TaskResource(msgspec.Struct):
+    task_id: Uuid
+    status: Literal["queued", "running", "succeeded", "failed", "timed_out"]
+    upstream_status: str | None
+    progress: Annotated[int, msgspec.Meta(ge=0, le=100)] | None
+    task_type: str | None
+    model: str | None
+    result: Result
+    error: str | None
+    webhook_url: str | None
+    events: list[EventName]
+    metadata: dict[str, Any]
+    registered_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None
+    polls: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class TaskList(msgspec.Struct):
+    tasks: list[TaskResource]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="Pass as ?cursor= for more")]
+
+
+class Attempt(msgspec.Struct):
+    at: Timestamp
+    status_code: int | None
+    error: Annotated[str | None, msgspec.Meta(description="timeout, connect, blocked, protocol")]
+    duration_ms: Annotated[int, msgspec.Meta(ge=0)]
+    response: Annotated[str | None, msgspec.Meta(description="The first bytes of the answer")]
+
+
+class Delivery(msgspec.Struct):
+    id: str
+    task_id: Uuid
+    webhook_id: str
+    type: EventName
+    status: Literal["pending", "delivered", "failed", "gone"]
+    attempts: list[Attempt]
+
+
+class DeliveryList(msgspec.Struct):
+    deliveries: list[Delivery]
+
+
+class FailedDeliveryList(msgspec.Struct):
+    deliveries: list[Delivery]
+    next_cursor: str | None
+
+
+class Redelivered(msgspec.Struct):
+    delivery_id: str
+
+
+class BulkRedelivered(msgspec.Struct):
+    delivery_ids: list[str]
+
+
+class Accepted(msgspec.Struct):
+    status: Literal["accepted", "unchanged", "ignored"]
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: Literal["ready"]
+    upstream: Annotated[
+        Literal["ok", "unauthorized"],
+        msgspec.Meta(description="unauthorized: the upstream refuses RELAY_UPSTREAM_API_KEY"),
+    ]
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Error(msgspec.Struct):
+    error: ErrorDetail
+
+
+class UpstreamAnswer(msgspec.Struct, forbid_unknown_fields=False):
+    """The upstream's fetch-shaped body; other fields of the upstream's answer may be present."""
+
+    task_id: Uuid
+    status: str

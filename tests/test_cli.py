@@ -1,0 +1,318 @@
+"""The `relay` console script, run as real processes with a controlled environment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from standardwebhooks.webhooks import Webhook
+
+from relay import __version__
+from relay.devtools.redis_server import RedisServer, free_port
+from tests.conftest import API_KEYS, WEBHOOK_SECRET, fast_env
+from tests.servers import Receiver, ScriptedUpstream
+
+RELAY = Path(sys.executable).parent / "relay"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The machine's environment without any RELAY_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(RELAY), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_the_console_script_is_installed() -> None:
+    assert RELAY.exists(), RELAY
+
+
+def test_version() -> None:
+    done = run("--version", env=clean_env())
+    assert done.returncode == 0
+    assert __version__ in done.stdout
+    assert "journey-relay" in done.stdout
+
+
+def test_api_without_keys_exits_2_naming_the_variable() -> None:
+    done = run("api", "--port", str(free_port()), env=clean_env())
+    assert done.returncode == 2, done
+    assert "RELAY_API_KEYS" in one_line(done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [("worker", "RELAY_UPSTREAM_API_KEY"), ("worker", "RELAY_WEBHOOK_SECRET")],
+)
+def test_worker_without_a_required_setting_exits_2(command: str, missing: str) -> None:
+    env = clean_env(RELAY_UPSTREAM_API_KEY="upstream-key", RELAY_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    del env[missing]
+    done = run(command, env=env)
+    assert done.returncode == 2, done
+    assert missing in one_line(done.stderr)
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "0", "nan"])
+def test_worker_with_a_malformed_interval_exits_2_naming_it(value: str) -> None:
+    env = clean_env(
+        RELAY_UPSTREAM_API_KEY="upstream-key",
+        RELAY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        RELAY_POLL_MIN_INTERVAL=value,
+    )
+    done = run("worker", env=env)
+    assert done.returncode == 2, done
+    assert "RELAY_POLL_MIN_INTERVAL" in one_line(done.stderr)
+
+
+def test_a_leaked_secret_is_not_echoed_in_the_error() -> None:
+    env = clean_env(RELAY_UPSTREAM_API_KEY="upstream-key", RELAY_WEBHOOK_SECRET="s3cr3t-value")
+    done = run("worker", env=env)
+    assert done.returncode == 2, done
+    line = one_line(done.stderr)
+    assert "RELAY_WEBHOOK_SECRET" in line
+    assert "s3cr3t-value" not in line
+
+
+@pytest.mark.parametrize("args", [("api", "--port", "0"), ("worker",)])
+def test_unreachable_redis_exits_non_zero_with_one_line(args: tuple[str, ...]) -> None:
+    env = clean_env(
+        RELAY_API_KEYS=API_KEYS,
+        RELAY_UPSTREAM_API_KEY="upstream-key",
+        RELAY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        RELAY_REDIS_URL=f"redis://:hunter2-pass@127.0.0.1:{free_port()}/0",
+    )
+    done = run(*args, env=env)
+    assert done.returncode != 0, done
+    line = one_line(done.stderr)
+    assert "redis" in line.lower() and "reach" in line.lower(), line
+    assert "hunter2-pass" not in line, "the Redis password is not printed"
+
+
+# --- a real end-to-end through the console script ----------------------------------------
+
+
+class Proc:
+    """A child `relay` process with its output in a temporary file."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
+        self.args = args
+        self.process = subprocess.Popen(
+            [str(RELAY), *args], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    async def wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.process.poll()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+async def wait_ready(base_url: str, proc: Proc, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            assert proc.process.poll() is None, f"relay api exited: {proc.output()}"
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"relay api never became ready: {proc.output()}")
+
+
+async def test_api_and_worker_processes_deliver_a_signed_webhook_and_stop_on_sigterm(
+    redis_server: RedisServer, redis: Redis, upstream: ScriptedUpstream, receiver: Receiver
+) -> None:
+    task_id = str(uuid.uuid4())
+    upstream.script(
+        task_id,
+        {"task_id": task_id, "status": "processing", "percentage": "50"},
+        {
+            "task_id": task_id,
+            "task_type": "imagine",
+            "model": "flux-pro",
+            "status": "finished",
+            "image_url": "https://images.example/f.png",
+        },
+    )
+    port = free_port()
+    env = clean_env(**fast_env(redis_server.url, upstream.url))
+    api = Proc("api", "--port", str(port), env=env)
+    worker = Proc("worker", env=env)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        await wait_ready(base_url, api)
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"authorization": "Bearer key-alpha"}, timeout=10
+        ) as client:
+            response = await client.post(
+                "/v1/tasks",
+                json={"task_id": task_id, "webhook_url": receiver.url + "/hook"},
+            )
+            assert response.status_code == 201, response.text
+
+            try:
+                await receiver.wait_for(1, timeout=20)
+            except TimeoutError:
+                raise AssertionError(
+                    f"no webhook; worker said: {worker.output()}\napi said: {api.output()}"
+                ) from None
+            (received,) = receiver.received
+            event = Webhook(WEBHOOK_SECRET).verify(received.body, received.headers)
+            assert event["type"] == "task.succeeded"
+            assert event["data"]["task_id"] == task_id
+            assert event["data"]["result"]["images"] == ["https://images.example/f.png"]
+            body = (await client.get(f"/v1/tasks/{task_id}")).json()
+            assert body["status"] == "succeeded"
+
+        api.process.send_signal(signal.SIGTERM)
+        worker.process.send_signal(signal.SIGTERM)
+        api_code, worker_code = await asyncio.gather(api.wait(30), worker.wait(30))
+        assert (api_code, worker_code) == (0, 0), (
+            f"relay api exited {api_code}:\n{api.output()[-3000:]}\n"
+            f"relay worker exited {worker_code}:\n{worker.output()[-3000:]}"
+        )
+        assert "Traceback" not in api.output() + worker.output()
+        assert not port_open(port)
+    finally:
+        api.kill()
+        worker.kill()
+
+
+# --- relay dev --simulate ----------------------------------------------------------------
+
+
+class Lines:
+    """Collects a pipe's lines in a thread, so the test can look at them as they come."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        for raw in iter(pipe.readline, b""):
+            with self._lock:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self.lines)
+
+    def text(self) -> str:
+        return "\n".join(self.snapshot())
+
+
+def has(lines: list[str], *words: str) -> bool:
+    return any(all(word in line for word in words) for line in lines)
+
+
+@pytest.fixture
+def dev_process() -> Iterator[tuple[subprocess.Popen[bytes], Lines, IO[bytes]]]:
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [str(RELAY), "dev", "--simulate", "--port", str(free_port())],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,  # its own process group: a failed test can stop it all
+        )
+        assert process.stdout is not None
+        lines = Lines(process.stdout)
+        try:
+            yield process, lines, err
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the group of the process started here
+            process.wait()
+
+
+def test_dev_simulate_runs_everything_and_stops_its_private_redis_on_sigint(
+    dev_process: tuple[subprocess.Popen[bytes], Lines, IO[bytes]],
+) -> None:
+    process, lines, err = dev_process
+
+    def stderr_text() -> str:
+        err.seek(0)
+        return err.read().decode(errors="replace")[-4000:]
+
+    def wanted(seen: list[str]) -> bool:
+        return (
+            has(seen, "private Redis")
+            and has(seen, "registered")
+            and has(seen, "webhook")
+            and has(seen, "signature ok")
+        )
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None and not wanted(lines.snapshot()):
+        time.sleep(0.2)
+    seen = lines.snapshot()
+    assert process.poll() is None, f"relay dev exited early:\n{lines.text()}\n{stderr_text()}"
+    assert wanted(seen), f"relay dev printed:\n{lines.text()}\nstderr:\n{stderr_text()}"
+    assert not has(seen, "SIGNATURE MISMATCH")
+
+    match = re.search(r"private Redis at redis://127\.0\.0\.1:(\d+)", lines.text())
+    assert match, lines.text()
+    redis_port = int(match.group(1))
+    assert port_open(redis_port)
+
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"relay dev did not stop:\n{lines.text()}") from None
+    assert code == 0, f"exit {code}\n{lines.text()}\n{stderr_text()}"
+    deadline = time.monotonic() + 5
+    while port_open(redis_port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not port_open(redis_port), "the private redis-server outlived relay dev"
