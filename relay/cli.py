@@ -71,12 +71,10 @@ def check_redis(settings: Settings) -> bool:
     """One clear line and False when Redis does not answer at start."""
     import redis
 
+    from relay.store.redis import ping
+
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=3, socket_timeout=3
-        )
-        client.ping()
-        client.close()
+        ping(settings.redis_url)
     except (redis.RedisError, OSError) as exc:
         print(
             f"relay: cannot reach Redis at {redacted(settings.redis_url)}: {exc}", file=sys.stderr

@@ -100,9 +100,12 @@ def _bool(raw: str) -> bool:
 
 
 def _redis_url(raw: str) -> str:
+    from relay.store.redis import parse_sentinel
+
     scheme = urlsplit(raw).scheme
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    if scheme not in {"redis", "rediss", "unix", "redis+sentinel"}:
+        raise ValueError("must start with redis://, rediss://, unix:// or redis+sentinel://")
+    parse_sentinel(raw)  # raises ValueError for a malformed Sentinel URL
     return raw
 
 

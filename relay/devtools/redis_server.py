@@ -46,12 +46,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class SentinelServer:
+    """A redis-server in Sentinel mode watching one primary, for failover tests."""
+
+    def __init__(self, primary_port: int, *, master: str = "mymaster") -> None:
+        self.port = free_port()
+        self.master = master
+        self.dir = tempfile.mkdtemp(prefix="relay-sentinel-")
+        self.config = os.path.join(self.dir, "sentinel.conf")
+        with open(self.config, "w") as config:
+            config.write(
+                f"port {self.port}\n"
+                f"bind 127.0.0.1\n"
+                f"dir {self.dir}\n"
+                f"sentinel monitor {master} 127.0.0.1 {primary_port} 1\n"
+                f"sentinel down-after-milliseconds {master} 1000\n"
+                f"sentinel failover-timeout {master} 5000\n"
+                f"sentinel parallel-syncs {master} 1\n"
+            )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> SentinelServer:
+        self.process = subprocess.Popen(
+            [find_redis_server(), self.config, "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis sentinel did not start")
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class RedisServer:
     """A redis-server child process with its own directory, stopped by `stop()`."""
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra_args = extra_args
         self.dir = tempfile.mkdtemp(prefix="relay-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -71,6 +122,7 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--protected-mode", "yes",
             "--logfile", os.path.join(self.dir, "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
