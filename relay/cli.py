@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from relay import __version__
 from relay.settings import REQUIRED_BY, Settings, SettingsError, load_settings
@@ -59,14 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def check_redis(settings: Settings) -> bool:
     """One clear line and False when Redis does not answer at start."""
     import redis
@@ -77,7 +68,7 @@ def check_redis(settings: Settings) -> bool:
         ping(settings.redis_url)
     except (redis.RedisError, OSError) as exc:
         print(
-            f"relay: cannot reach Redis at {redacted(settings.redis_url)}: {exc}", file=sys.stderr
+            f"relay: cannot reach Redis at {settings.redis_url_redacted}: {exc}", file=sys.stderr
         )
         return False
     return True
@@ -133,6 +124,7 @@ def run_simulator(args: argparse.Namespace) -> int:
     from relay.simulator import run
 
     logs.setup("WARNING", json_lines=False)
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)  # see run_api
     run(args.host, args.port, api_key=args.api_key, speed=args.speed, strict=args.strict)
     return 0
 

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -32,7 +32,7 @@ class ApiKey:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Documented in the README's settings table; keep the two in step.
-    redis_url: str = "redis://localhost:6379/0"
+    redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
     upstream_url: str = "https://api.journeyapi.com"
     upstream_api_key: str | None = dataclasses.field(default=None, repr=False)
     upstream_rate: float = 50.0
@@ -51,6 +51,15 @@ class Settings:
     poll_concurrency: int = 200
     delivery_concurrency: int = 200
     log_level: str = "INFO"
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """The Redis URL with its password masked, for logs and error lines."""
+        parts = urlsplit(self.redis_url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.redis_url
 
     @property
     def poll_lease(self) -> float:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from relay.core.schedule import PollPolicy
@@ -33,7 +33,8 @@ from relay.delivery import WebhookSender
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport
 from relay.settings import Settings
-from relay.store import DeliveryQueue, PollQueue, connect
+from relay.store import DeliveryQueue, PollQueue, connect, maintenance
+from relay.store.redis import arq_settings
 from relay.upstream import UpstreamClient
 from workers.deliverer import Deliverer
 from workers.poller import Poller
@@ -135,11 +136,27 @@ async def report(ctx: dict[str, Any]) -> None:
     )
 
 
+async def sweep(ctx: dict[str, Any]) -> None:
+    """Trim listings of expired tasks (arq runs each cron tick on one worker only)."""
+    settings: Settings = ctx["settings"]
+    trimmed = await maintenance.sweep(
+        ctx["relay_redis"],
+        now=time.time(),
+        task_deadline=settings.task_deadline,
+        retention=settings.retention,
+    )
+    if trimmed:
+        logger.info("swept expired listing entries", extra={"trimmed": trimmed})
+
+
 def build_worker(settings: Settings) -> Worker:
     return Worker(
         functions=[],
-        cron_jobs=[cron(report, second={0}, run_at_startup=False)],
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        cron_jobs=[
+            cron(report, second={0}, run_at_startup=False),
+            cron(sweep, minute={7, 37}, second={30}, run_at_startup=False),
+        ],
+        redis_settings=arq_settings(settings.redis_url),
         queue_name=ARQ_QUEUE,
         on_startup=startup,
         on_shutdown=shutdown,

@@ -159,8 +159,11 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
             if redis is None:
                 await client.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # A path that is not a route is a 404 in the API's error shape, not a redirect.
+    app.router.redirect_slashes = False
+    return app

@@ -21,6 +21,7 @@ Global:
   upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
   upstream:unauthorized string when the upstream last refused the key (cleared on success)
   metrics              hash  counters of every process (see relay.metrics)
+  tenants              set   every tenant that ever registered (for the retention sweep)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ UPSTREAM_BUCKET = PREFIX + "upstream:bucket"
 UPSTREAM_PAUSED = PREFIX + "upstream:paused"
 UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
 METRICS = PREFIX + "metrics"
+TENANTS = PREFIX + "tenants"
 
 
 def task(task_id: str) -> str:

@@ -93,6 +93,7 @@ if redis.call('HSETNX', subs, tenant, reg) == 0 then
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZADD', P .. 'tenant:' .. tenant, now, id)
+redis.call('SADD', P .. 'tenants', tenant)
 if redis.call('EXISTS', tkey) == 0 then
   redis.call('HSET', tkey, 'state', init, 'polls', '0')
   redis.call('PERSIST', subs)
@@ -103,9 +104,13 @@ local final_event = redis.call('HGET', tkey, 'final_event')
 if final_event then
   -- Already final: this tenant gets the final event now, without a new poll,
   -- and its registration expires with the task.
-  local ttl = redis.call('PTTL', tkey)
-  if ttl > 0 then redis.call('PEXPIRE', subs, ttl) end
   fan_out(id, final_event, redis.call('HGET', tkey, 'final_type'), now, true, tenant)
+  local ttl = redis.call('PTTL', tkey)
+  if ttl > 0 then
+    redis.call('PEXPIRE', subs, ttl)
+    redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, ttl)
+    redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, ttl)
+  end
   return {'final'}
 end
 redis.call('PERSIST', tkey)
@@ -116,6 +121,19 @@ end
 return {'joined'}
 """
 )
+
+# ARGV: prefix, before ms, failed-before ms
+# Trims every tenant's listings of entries whose task has certainly expired.
+SWEEP = """
+local P, before, failed_before = ARGV[1], ARGV[2], ARGV[3]
+local trimmed = 0
+for _, tenant in ipairs(redis.call('SMEMBERS', P .. 'tenants')) do
+  local listing, failed = P .. 'tenant:' .. tenant, P .. 'failed:' .. tenant
+  trimmed = trimmed + redis.call('ZREMRANGEBYSCORE', listing, '-inf', before)
+  trimmed = trimmed + redis.call('ZREMRANGEBYSCORE', failed, '-inf', failed_before)
+end
+return trimmed
+"""
 
 # ARGV: prefix, task_id, tenant, retention seconds
 # Returns 1 if a registration was removed, else 0.
@@ -202,20 +220,26 @@ end
 if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
 redis.call('HSET', tkey, 'state', new_state)
 local final = next_due == ''
-if final then
-  redis.call('ZREM', due, id)
-  if etype ~= '' then redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype) end
-  redis.call('EXPIRE', tkey, retention)
-  redis.call('EXPIRE', P .. 'subs:' .. id, retention)
-  redis.call('EXPIRE', P .. 'gone:' .. id, retention)
-else
-  redis.call('ZADD', due, tonumber(next_due), id)
-end
 if etype ~= '' then
   local made = fan_out(id, event_id, etype, now, final, '')
   if made > 0 or final then
     redis.call('SET', P .. 'event:' .. event_id, event_json, 'EX', retention)
   end
+end
+if final then
+  -- Everything of a final task expires together, `retention` from now.
+  redis.call('ZREM', due, id)
+  if etype ~= '' then redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype) end
+  redis.call('EXPIRE', tkey, retention)
+  redis.call('EXPIRE', P .. 'gone:' .. id, retention)
+  local subs = P .. 'subs:' .. id
+  for _, tenant in ipairs(redis.call('HKEYS', subs)) do
+    redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
+    redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
+  end
+  redis.call('EXPIRE', subs, retention)
+else
+  redis.call('ZADD', due, tonumber(next_due), id)
 end
 return 'ok'
 """

@@ -328,3 +328,23 @@ async def test_events_empty_tracks_without_webhooks(
     await asyncio.sleep(0.2)
     assert receiver.received == []
     assert (await api.client.post(f"/v1/tasks/{task_id}/redeliver")).status_code == 409
+
+
+@pytest.mark.parametrize("env_overrides", [{"RELAY_RETENTION": "1"}])
+async def test_finished_tasks_expire_after_the_retention(
+    api: Api, upstream: ScriptedUpstream, receiver: Receiver, redis: Any
+) -> None:
+    from relay.store import keys
+
+    task_id = new_id()
+    upstream.script(task_id, {"task_id": task_id, **GRID})
+    await api.register(task_id, webhook_url=receiver.url)
+    await receiver.wait_for(1)
+    await asyncio.sleep(0.2)
+    assert await redis.exists(keys.task(task_id))
+    await asyncio.sleep(1.5)
+    left = [k async for k in redis.scan_iter(f"*{task_id}*")]
+    assert left == [], "every key of the task expires with it"
+    assert (await api.task(task_id)).status_code == 404
+    listing = (await api.client.get("/v1/tasks")).json()
+    assert task_id not in [t["task_id"] for t in listing["tasks"]]
