@@ -39,7 +39,9 @@ class Deliverer:
         self.writer: BatchWriter[Finish] = BatchWriter(self._write)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        writer = asyncio.create_task(self.writer.run(stopping))
+        # The writer has its own stop: it must outlive the calls still in flight.
+        writer_stop = asyncio.Event()
+        writer = asyncio.create_task(self.writer.run(writer_stop))
         tasks: set[asyncio.Task[None]] = set()
         try:
             while not stopping.is_set():
@@ -63,7 +65,7 @@ class Deliverer:
         finally:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.sender.timeout + 1)
-            stopping.set()
+            writer_stop.set()
             await writer
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:

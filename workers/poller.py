@@ -58,7 +58,9 @@ class Poller:
         self.writer: BatchWriter[Outcome] = BatchWriter(self._write)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        writer = asyncio.create_task(self.writer.run(stopping))
+        # The writer has its own stop: it must outlive the calls still in flight.
+        writer_stop = asyncio.Event()
+        writer = asyncio.create_task(self.writer.run(writer_stop))
         tasks: set[asyncio.Task[None]] = set()
         try:
             while not stopping.is_set():
@@ -87,7 +89,7 @@ class Poller:
             # Finish what was started (bounded by the upstream timeout), then write it.
             if tasks:
                 await asyncio.wait(tasks, timeout=self.upstream.timeout + 1)
-            stopping.set()
+            writer_stop.set()
             await writer
 
     async def _poll(self, claimed: ClaimedPoll) -> None:

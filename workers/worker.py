@@ -27,6 +27,7 @@ from typing import Any
 
 from arq import cron
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from relay.core.schedule import PollPolicy
 from relay.delivery import WebhookSender
@@ -149,8 +150,32 @@ async def sweep(ctx: dict[str, Any]) -> None:
         logger.info("swept expired listing entries", extra={"trimmed": trimmed})
 
 
+class RelayWorker(Worker):
+    """arq's worker, made to ride out a Redis outage.
+
+    arq's own loop lets a Redis error escape and end the process; the relay's
+    loops already wait for Redis to come back, so arq's turn is skipped
+    instead, and shutdown always reaches `on_shutdown`.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            logger.warning("arq poll skipped, Redis unavailable: %s", exc)
+            await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        except (RedisError, OSError) as exc:
+            logger.warning("arq close without Redis: %s", exc)
+            if self.on_shutdown:
+                await self.on_shutdown(self.ctx)
+
+
 def build_worker(settings: Settings) -> Worker:
-    return Worker(
+    return RelayWorker(
         functions=[],
         cron_jobs=[
             cron(report, second={0}, run_at_startup=False),

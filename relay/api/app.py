@@ -125,6 +125,9 @@ ENDPOINTS: list[Endpoint] = [
              responses={200: (None, "Prometheus text format"), 503: (E, "Redis does not answer")}),
     Endpoint("GET", "/openapi.json", routes.openapi, "This description", auth=False,
              responses={200: (None, "OpenAPI 3.1")}),
+    Endpoint("GET", "/status", routes.status_page,
+             "The operator's status page (it asks for a tenant key in the browser)",
+             auth=False, content_type="text/html", responses={200: (None, "An HTML page")}),
 ]  # fmt: skip
 
 

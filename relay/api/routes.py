@@ -8,10 +8,11 @@ import binascii
 import hmac
 import secrets
 import time
+from pathlib import Path
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from relay import metrics
 from relay.api.errors import ApiError, error_response
@@ -279,6 +280,26 @@ async def readyz(request: Request) -> Response:
 async def prometheus(request: Request) -> Response:
     body = await metrics.render(request.app.state.registry.redis)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+STATUS_PAGE = Path(__file__).with_name("static") / "status.html"
+
+
+async def status_page(request: Request) -> Response:
+    """The operator's page: static; it asks for a tenant key and reads the API with it."""
+    return HTMLResponse(
+        STATUS_PAGE.read_bytes(),
+        headers={
+            "cache-control": "no-store",
+            "content-security-policy": (
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; "
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+        },
+    )
 
 
 async def openapi(request: Request) -> Response:
