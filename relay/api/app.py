@@ -99,6 +99,15 @@ ENDPOINTS: list[Endpoint] = [
         responses={200: (schemas.FailedDeliveryList, "A page"), 400: (E, "A bad query")},
     ),
     Endpoint(
+        "POST", "/v1/deliveries/{delivery_id}/redeliver", routes.redeliver_delivery,
+        "Send one delivery's event again: same webhook-id, a new attempt series",
+        params=(Param("delivery_id", "path", {"type": "string"}, "A delivery's id", True),),
+        responses={
+            202: (schemas.Redelivered, "A new attempt series started"),
+            404: (E, "No such delivery"),
+        },
+    ),
+    Endpoint(
         "POST", "/v1/deliveries/redeliver", routes.redeliver_failed,
         "A new attempt series for every failed delivery of the tenant",
         responses={202: (schemas.BulkRedelivered, "The deliveries started again")},

@@ -217,6 +217,15 @@ async def failed_deliveries(request: Request) -> Response:
     return JSONResponse({"deliveries": listing, "next_cursor": cursor_text(page)})
 
 
+async def redeliver_delivery(request: Request) -> Response:
+    tenant = request.app.state.tenants.tenant_of(request)
+    delivery_id = request.path_params["delivery_id"]
+    started = await request.app.state.registry.redeliver_one(tenant, delivery_id, time.time())
+    if started is None:
+        raise ApiError(404, "not_found", "No such delivery")
+    return JSONResponse({"delivery_id": started}, status_code=202)
+
+
 async def redeliver_failed(request: Request) -> Response:
     tenant = request.app.state.tenants.tenant_of(request)
     started = await request.app.state.registry.redeliver_failed(tenant, time.time())

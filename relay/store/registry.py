@@ -163,6 +163,15 @@ class Registry:
                 return listing[:limit], next_page
         return listing, None
 
+    async def redeliver_one(self, tenant: str, delivery_id: str, now: float) -> str | None:
+        """A new attempt series for one of the tenant's deliveries; None if it has none such."""
+        owner, task_id = await self.redis.hmget(  # type: ignore[misc]
+            keys.delivery(delivery_id), ["tenant", "task"]
+        )
+        if owner != tenant or not task_id:
+            return None
+        return await self.redeliver(tenant, task_id, now, delivery_id)
+
     async def redeliver_failed(self, tenant: str, now: float, limit: int = 1000) -> list[str]:
         """A new attempt series for each of the tenant's failed deliveries (up to `limit`)."""
         ids: list[str] = await self.redis.zrevrange(keys.failed_deliveries(tenant), 0, limit - 1)

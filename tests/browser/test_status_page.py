@@ -264,7 +264,7 @@ async def test_stuck_deliveries_first_then_redeliver(
     await failing_receiver.wait_for(5)
     ids = {r.headers["webhook-id"] for r in failing_receiver.received}
     assert ids == {first["webhook_id"]}
-    await expect(tab.by("notice")).to_contain_text(f"Redelivery started for task {stuck}")
+    await expect(tab.by("notice")).to_contain_text(f"Redelivery started for {first['webhook_id']}")
     await wait_delivery(api, stuck, "delivered")
 
     # The next auto-refresh (5 s on, fast-forwarded) shows it delivered; the section is empty.
