@@ -67,9 +67,7 @@ def check_redis(settings: Settings) -> bool:
     try:
         ping(settings.redis_url)
     except (redis.RedisError, OSError) as exc:
-        print(
-            f"relay: cannot reach Redis at {settings.redis_url_redacted}: {exc}", file=sys.stderr
-        )
+        print(f"relay: cannot reach Redis at {settings.redis_url_redacted}: {exc}", file=sys.stderr)
         return False
     return True
 

@@ -48,7 +48,9 @@ class Poller:
     ) -> None:
         self.queue = queue
         self.recorder = recorder
-        self.unauthorized = False
+        # True until this process's first good answer, so that a worker restarted
+        # with a fixed key clears a flag another process (or its own past) left.
+        self.clear_flag_on_success = True
         self.upstream = upstream
         self.policy = policy
         self.task_deadline = task_deadline
@@ -126,13 +128,13 @@ class Poller:
     async def _react(self, claimed: ClaimedPoll, result: FetchResult, now: float) -> None:
         """What a fault means for every worker, beyond this one task."""
         if result.kind == "ok":
-            if self.unauthorized:
-                self.unauthorized = False
-                await self.queue.clear_unauthorized()
-                logger.warning("the upstream accepts the API key again")
+            if self.clear_flag_on_success:
+                self.clear_flag_on_success = False
+                if await self.queue.clear_unauthorized():
+                    logger.warning("the upstream accepts the API key again")
             return
         if result.kind == "unauthorized":
-            self.unauthorized = True
+            self.clear_flag_on_success = True
             await self.queue.mark_unauthorized(now, UNAUTHORIZED_PAUSE)
             logger.error(
                 "the upstream refused RELAY_UPSTREAM_API_KEY (%s); holding all polls for %g s",

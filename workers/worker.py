@@ -132,7 +132,6 @@ async def report(ctx: dict[str, Any]) -> None:
         extra={
             "polls_in_flight": poller.in_flight,
             "deliveries_in_flight": deliverer.in_flight,
-            "upstream_unauthorized": poller.unauthorized,
         },
     )
 

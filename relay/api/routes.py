@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import math
 import secrets
 import time
 from pathlib import Path
@@ -116,9 +117,16 @@ def query_cursor(request: Request) -> Page | None:
         return None
     try:
         score, member = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        return Page(float(score), str(member))
     except (ValueError, TypeError, binascii.Error, msgspec.DecodeError):
-        raise ApiError(400, "invalid_query", "cursor is not one this API gave", "cursor") from None
+        score = member = None
+    if (
+        isinstance(score, bool)
+        or not isinstance(score, int | float)
+        or not math.isfinite(score)
+        or not isinstance(member, str)
+    ):
+        raise ApiError(400, "invalid_query", "cursor is not one this API gave", "cursor")
+    return Page(float(score), member)
 
 
 def cursor_text(page: Page | None) -> str | None:

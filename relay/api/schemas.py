@@ -17,7 +17,12 @@ Uuid = Annotated[
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     ),
 ]
-Url = Annotated[str, msgspec.Meta(max_length=2048, description="An absolute http(s) URL")]
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2048, pattern="^[hH][tT][tT][pP][sS]?://", description="An absolute http(s) URL"
+    ),
+]
 EventName = Literal["task.progress", "task.succeeded", "task.failed", "task.timed_out"]
 Timestamp = Annotated[
     str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])

@@ -15,7 +15,8 @@ _encoder = msgspec.json.Encoder()
 def rfc3339(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    moment = datetime.fromtimestamp(timestamp, UTC)
+    # Rounded to the millisecond as stored scores are, so listings sort as they read.
+    moment = datetime.fromtimestamp(round(timestamp * 1000) / 1000, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -122,8 +122,9 @@ class PollQueue:
             pipe.set(keys.UPSTREAM_PAUSED, to_ms(now + pause), px=to_ms(pause) + 1000)
             await pipe.execute()
 
-    async def clear_unauthorized(self) -> None:
-        await self.redis.delete(keys.UPSTREAM_UNAUTHORIZED)
+    async def clear_unauthorized(self) -> bool:
+        """Clear the refused-key flag; True if it was set."""
+        return bool(await self.redis.delete(keys.UPSTREAM_UNAUTHORIZED))
 
     async def unauthorized_since(self) -> float | None:
         raw = await self.redis.get(keys.UPSTREAM_UNAUTHORIZED)

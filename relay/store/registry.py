@@ -75,8 +75,8 @@ async def _pages(
                 key, top, "-inf", start=offset, num=size + 64, withscores=True
             )
             # Rows sort by (score, member) descending: the ones already served are a prefix.
-            rows = [r for r in batch if cursor is None or _after(r, cursor)]
-            if rows or len(batch) < size + 64:
+            rows.extend(r for r in batch if cursor is None or _after(r, cursor))
+            if len(rows) >= size or len(batch) < size + 64:
                 break
             offset += len(batch)  # a run of equal scores longer than a batch
         if not rows:
