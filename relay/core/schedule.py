@@ -15,10 +15,11 @@ The aim is the fewest upstream calls for the fastest news of a task's end
 - Running with a moving percentage: the last two readings give a rate, the rate
   a window for the end, widened by the readings' rounding and by a share of the
   time left (progress is not always linear). A narrow window is polled just after
-  its end. A wide one first gets a refining reading shortly before its start,
-  which lengthens the baseline and narrows the next window; that reading never
-  comes later than the type's typical durations allow, nor further ahead than
-  twice the baseline the rate was measured over.
+  its end. A wide one first gets a refining reading shortly before its start
+  (earlier when the percentage is speeding up), which lengthens the baseline and
+  narrows the next window; that reading never comes later than the type's
+  typical durations allow, nor further ahead than twice the baseline the rate
+  was measured over.
 - Running with one reading: its share done of the type's typical durations says
   when the second can come while there is still time to aim.
 - Running without any percentage: nothing to aim with; the first poll comes at

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.api import routes
+from relay.api.routes import tasks as routes
 from tests.conftest import Api
 from tests.servers import Canned, ScriptedUpstream
 
