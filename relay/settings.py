@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from relay.core.schedule import PollPolicy
+
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
@@ -44,6 +46,7 @@ class Settings:
     poll_max_interval: float = 120.0
     task_deadline: float = 3 * 3600.0
     failed_grace: float = 30.0
+    unknown_task_limit: float = 300.0
     delivery_timeout: float = 10.0
     delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     allow_private_webhooks: bool = False
@@ -60,6 +63,14 @@ class Settings:
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
             return urlunsplit(parts._replace(netloc=netloc))
         return self.redis_url
+
+    def poll_policy(self) -> PollPolicy:
+        return PollPolicy(
+            min_interval=self.poll_min_interval,
+            max_interval=self.poll_max_interval,
+            failed_grace=self.failed_grace,
+            not_found_limit=self.unknown_task_limit,
+        )
 
     @property
     def poll_lease(self) -> float:
@@ -201,6 +212,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RELAY_POLL_MAX_INTERVAL": ("poll_max_interval", _positive_float),
     "RELAY_TASK_DEADLINE": ("task_deadline", _positive_float),
     "RELAY_FAILED_GRACE": ("failed_grace", _non_negative_float),
+    "RELAY_UNKNOWN_TASK_LIMIT": ("unknown_task_limit", _non_negative_float),
     "RELAY_DELIVERY_TIMEOUT": ("delivery_timeout", _positive_float),
     "RELAY_DELIVERY_RETRY_SCHEDULE": ("delivery_retry_schedule", _retry_schedule),
     "RELAY_ALLOW_PRIVATE_WEBHOOKS": ("allow_private_webhooks", _bool),

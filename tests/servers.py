@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -51,6 +52,7 @@ class ScriptedUpstream(_Server):
         self.api_key = api_key
         self.scripts: dict[str, list[Canned]] = {}
         self.calls: dict[str, int] = defaultdict(int)
+        self.call_times: list[tuple[float, str]] = []  # (monotonic time, task id) of every call
         self.headers_seen: list[dict[str, str]] = []
         self.app.router.add_post("/api/v1/fetch", self._fetch)
 
@@ -63,6 +65,7 @@ class ScriptedUpstream(_Server):
             return web.json_response({}, status=401)
         task_id = (await request.json())["task_id"]
         self.calls[task_id] += 1
+        self.call_times.append((time.monotonic(), task_id))
         script = self.scripts.get(task_id)
         if not script:
             return web.json_response({"error": "not found"}, status=404)

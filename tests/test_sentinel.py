@@ -56,7 +56,7 @@ def test_sentinel_urls_parse(
 def test_malformed_sentinel_urls_name_the_setting(url: str) -> None:
     from relay.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="^RELAY_REDIS_URL"):
+    with pytest.raises(SettingsError, match=r"^RELAY_REDIS_URL"):
         load_settings({"RELAY_REDIS_URL": url})
 
 

@@ -29,7 +29,6 @@ from arq import cron
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from relay.core.schedule import PollPolicy
 from relay.delivery import WebhookSender
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport
@@ -44,14 +43,6 @@ logger = logging.getLogger("relay.worker")
 
 ARQ_QUEUE = "relay:arq"
 SHUTDOWN_GRACE = 20.0  # seconds to finish in-flight work; Kubernetes allows 30 by default
-
-
-def poll_policy(settings: Settings) -> PollPolicy:
-    return PollPolicy(
-        min_interval=settings.poll_min_interval,
-        max_interval=settings.poll_max_interval,
-        failed_grace=settings.failed_grace,
-    )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -73,7 +64,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             api_key=settings.upstream_api_key,
             timeout=settings.upstream_timeout,
         ),
-        policy=poll_policy(settings),
+        policy=settings.poll_policy(),
         task_deadline=settings.task_deadline,
         lease=settings.poll_lease,
         concurrency=settings.poll_concurrency,

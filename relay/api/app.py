@@ -14,7 +14,6 @@ from relay.api import routes, schemas
 from relay.api.auth import Tenants
 from relay.api.errors import EXCEPTION_HANDLERS
 from relay.api.openapi import TASK_ID, Endpoint, Param, build_spec
-from relay.core.schedule import PollPolicy
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
@@ -154,11 +153,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
             client, task_deadline=settings.task_deadline, retention=settings.retention
         )
         state.polls = PollQueue(client, rate=settings.upstream_rate, retention=settings.retention)
-        state.policy = PollPolicy(
-            min_interval=settings.poll_min_interval,
-            max_interval=settings.poll_max_interval,
-            failed_grace=settings.failed_grace,
-        )
+        state.policy = settings.poll_policy()
         state.recorder = Recorder()
         state.openapi = build_spec(ENDPOINTS)
         stopping = asyncio.Event()
