@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint fmt bench clean browser
+.PHONY: dev test lint fmt bench bench-tiny clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "journey-relay needs Python 3.11 or newer")'
@@ -42,6 +42,9 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-tiny: $(STAMP)
+	$(BIN)/python -m bench --tiny
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -26,6 +26,7 @@ class Step:
 
 def observe(state: TaskState, obs: Observation, now: float, policy: PollPolicy) -> Step:
     """Apply one well-formed answer."""
+    now = _millis(now)
     if state.is_final:
         return Step(state, None, None)
     if obs.status == "failed" and not _grace_over(state, now, policy):
@@ -52,6 +53,7 @@ def fault(
     state: TaskState, now: float, policy: PollPolicy, retry_after: float | None = None
 ) -> Step:
     """A poll that taught nothing: an error answer, a bad body, a timeout."""
+    now = _millis(now)
     if state.is_final:
         return Step(state, None, None)
     errors = state.errors + 1
@@ -65,6 +67,7 @@ def fault(
 
 def not_found(state: TaskState, now: float, policy: PollPolicy) -> Step:
     """The upstream does not know the task (404): retry for a while, then fail it."""
+    now = _millis(now)
     if state.is_final:
         return Step(state, None, None)
     since = state.not_found_since if state.not_found_since is not None else now
@@ -84,6 +87,7 @@ def not_found(state: TaskState, now: float, policy: PollPolicy) -> Step:
 
 def expire(state: TaskState, now: float, deadline_seconds: float) -> Step:
     """The relay's deadline passed before the task ended."""
+    now = _millis(now)
     if state.is_final:
         return Step(state, None, None)
     passed = datetime.fromtimestamp(state.deadline_at, UTC).isoformat().replace("+00:00", "Z")
@@ -99,6 +103,11 @@ def expire(state: TaskState, now: float, deadline_seconds: float) -> Step:
         completed_at=now,
     )
     return Step(new, "task.timed_out", None)
+
+
+def _millis(now: float) -> float:
+    """Times are kept to the millisecond: shorter to store, and what listings sort by."""
+    return round(now, 3)
 
 
 def _grace_over(state: TaskState, now: float, policy: PollPolicy) -> bool:

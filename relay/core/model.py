@@ -19,7 +19,7 @@ FINAL_EVENT_FOR_STATUS = {
 }
 
 
-class Result(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     images: tuple[str, ...] = ()
     grid_image: str | None = None
     videos: tuple[str, ...] = ()
@@ -36,6 +36,11 @@ class Result(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
         }
 
 
+# The one empty result: stored states omit a result that *is* this value, so
+# normalization hands it out rather than an equal copy.
+EMPTY_RESULT = Result()
+
+
 class Observation(msgspec.Struct, frozen=True):
     """What one well-formed upstream answer says about a task, normalized."""
 
@@ -44,7 +49,7 @@ class Observation(msgspec.Struct, frozen=True):
     progress: int | None = None
     task_type: str | None = None
     model: str | None = None
-    result: Result = Result()
+    result: Result = EMPTY_RESULT
     error: str | None = None
 
 
@@ -62,7 +67,7 @@ class TaskState(msgspec.Struct, frozen=True, omit_defaults=True):
     progress: int | None = None
     task_type: str | None = None
     model: str | None = None
-    result: Result = Result()
+    result: Result = EMPTY_RESULT
     error: str | None = None
     updated_at: float | None = None
     completed_at: float | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from relay.core.model import Observation, Result, Status
+from relay.core.model import EMPTY_RESULT, Observation, Result, Status
 
 _STATUS_WORDS: dict[str, Status] = {
     "staged": "queued",
@@ -95,13 +95,14 @@ def _result(payload: dict[str, Any]) -> Result:
     if not images:
         images = _strings(payload.get("image_url"))
     videos = _strings(payload.get("video_urls")) or _strings(payload.get("video_url"))
-    return Result(
+    result = Result(
         images=images,
         grid_image=_url(payload.get("original_image_url")),
         videos=videos,
         content=_strings(payload.get("content"), urls_only=False),
         seed=_seed(payload.get("seed")),
     )
+    return EMPTY_RESULT if result == EMPTY_RESULT else result
 
 
 def _strings(value: Any, *, urls_only: bool = True) -> tuple[str, ...]:
@@ -109,7 +110,8 @@ def _strings(value: Any, *, urls_only: bool = True) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     keep = _url if urls_only else _text
     kept = (keep(item) for item in items)
-    return tuple(item for item in kept if item is not None)[:MAX_ITEMS]
+    found = tuple(item for item in kept if item is not None)[:MAX_ITEMS]
+    return found if found else ()
 
 
 def _url(value: Any) -> str | None:

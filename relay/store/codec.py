@@ -1,14 +1,35 @@
-"""How stored values are encoded: JSON via msgspec, one encoder/decoder per type."""
+"""How stored values are encoded: JSON via msgspec, one encoder/decoder per type.
+
+Stored values leave out what their key already says and what equals its
+default: a tracked task's bytes are most of the relay's memory.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from relay.core.model import Event, Registration, TaskState
+from relay.core.model import DEFAULT_EVENTS, Event, Registration, TaskState
 
 encode = msgspec.json.Encoder().encode
+
+
+class StoredRegistration(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A registration as stored under its task and tenant (which it need not repeat).
+
+    The Lua scripts read `rid`, `webhook_url` and `events` (absent: the default three).
+    """
+
+    registered_at: float
+    rid: str
+    webhook_url: str | None = None
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 _state = msgspec.json.Decoder(TaskState)
-_registration = msgspec.json.Decoder(Registration)
+_registration = msgspec.json.Decoder(StoredRegistration)
 _event = msgspec.json.Decoder(Event)
 
 
@@ -16,12 +37,34 @@ def dump(value: object) -> str:
     return encode(value).decode()
 
 
+def dump_registration(registration: Registration) -> str:
+    events = DEFAULT_EVENTS if registration.events == DEFAULT_EVENTS else registration.events
+    return dump(
+        StoredRegistration(
+            registered_at=registration.registered_at,
+            rid=registration.rid,
+            webhook_url=registration.webhook_url,
+            events=events,
+            metadata=registration.metadata,
+        )
+    )
+
+
+def load_registration(raw: str, tenant: str, task_id: str) -> Registration:
+    stored = _registration.decode(raw)
+    return Registration(
+        tenant=tenant,
+        task_id=task_id,
+        registered_at=stored.registered_at,
+        rid=stored.rid,
+        webhook_url=stored.webhook_url,
+        events=stored.events,
+        metadata=stored.metadata,
+    )
+
+
 def load_state(raw: str) -> TaskState:
     return _state.decode(raw)
-
-
-def load_registration(raw: str) -> Registration:
-    return _registration.decode(raw)
 
 
 def load_event(raw: str) -> Event:

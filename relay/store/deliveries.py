@@ -84,7 +84,7 @@ class DeliveryQueue:
                     attempt=int(attempt or 0),
                     superseded=superseded == "1",
                     webhook_id=webhook_id,
-                    registration=load_registration(raw_reg) if raw_reg else None,
+                    registration=(load_registration(raw_reg, tenant, task_id) if raw_reg else None),
                     event=load_event(raw_event) if raw_event else None,
                     lease=lease_ms,
                 )

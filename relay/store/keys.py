@@ -1,8 +1,8 @@
 """Every Redis key the relay uses, in one place.
 
 Per task (shared by all tenants):
-  task:{id}            hash  state (TaskState JSON), polls, final_event, final_type
-  subs:{id}            hash  tenant -> Registration JSON
+  task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
+                             and r:{tenant} -> that tenant's registration (JSON) for each
   gone:{id}            hash  tenant -> rid of a registration whose receiver answered 410
   event:{event_id}     string Event JSON (type, time, state snapshot, polls)
 Per tenant and task:
@@ -41,8 +41,9 @@ def task(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
 
 
-def subscribers(task_id: str) -> str:
-    return f"{PREFIX}subs:{task_id}"
+def registration_field(tenant: str) -> str:
+    """The field of a task's hash that holds one tenant's registration."""
+    return f"r:{tenant}"
 
 
 def gone(task_id: str) -> str:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
-from relay.store.codec import dump, load_registration, load_state
+from relay.store.codec import dump, dump_registration, load_registration, load_state
 from relay.store.redis import to_ms
 
 
@@ -107,26 +107,33 @@ class Registry:
 
     async def register(self, asked: Registration) -> Registered:
         now = asked.registered_at
-        initial = TaskState(registered_at=now, deadline_at=now + self.task_deadline)
+        initial = TaskState(registered_at=now, deadline_at=round(now + self.task_deadline, 3))
         reply = await self._register(
-            args=[keys.PREFIX, asked.task_id, asked.tenant, dump(asked), dump(initial), to_ms(now)]
+            args=[
+                keys.PREFIX,
+                asked.task_id,
+                asked.tenant,
+                dump_registration(asked),
+                dump(initial),
+                to_ms(now),
+            ]
         )
         if reply[0] != "exists":
             return Registered(RegisterOutcome.CREATED, asked)
-        stored = load_registration(reply[1])
+        stored = load_registration(reply[1], asked.tenant, asked.task_id)
         field = differing_field(stored, asked)
         if field is None:
             return Registered(RegisterOutcome.EXISTS, stored)
         return Registered(RegisterOutcome.CONFLICT, stored, field)
 
     async def get(self, tenant: str, task_id: str) -> TaskView | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.subscribers(task_id), tenant)
-            pipe.hmget(keys.task(task_id), ["state", "polls"])
-            raw_reg, (raw_state, polls) = await pipe.execute()
+        raw_reg, raw_state, polls = await self.redis.hmget(  # type: ignore[misc]
+            keys.task(task_id), [keys.registration_field(tenant), "state", "polls"]
+        )
         if raw_reg is None or raw_state is None:
             return None
-        return TaskView(load_registration(raw_reg), load_state(raw_state), int(polls or 0))
+        registration = load_registration(raw_reg, tenant, task_id)
+        return TaskView(registration, load_state(raw_state), int(polls or 0))
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
         removed = await self._unregister(args=[keys.PREFIX, task_id, tenant, int(self.retention)])
@@ -238,17 +245,15 @@ class Registry:
     async def _views(self, tenant: str, task_ids: list[str]) -> list[TaskView | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for task_id in task_ids:
-                pipe.hget(keys.subscribers(task_id), tenant)
-                pipe.hmget(keys.task(task_id), ["state", "polls"])
+                pipe.hmget(keys.task(task_id), [keys.registration_field(tenant), "state", "polls"])
             replies = await pipe.execute()
         views: list[TaskView | None] = []
-        for raw_reg, (raw_state, polls) in zip(replies[::2], replies[1::2], strict=True):
+        for task_id, (raw_reg, raw_state, polls) in zip(task_ids, replies, strict=True):
             if raw_reg is None or raw_state is None:
                 views.append(None)
             else:
-                views.append(
-                    TaskView(load_registration(raw_reg), load_state(raw_state), int(polls or 0))
-                )
+                registration = load_registration(raw_reg, tenant, task_id)
+                views.append(TaskView(registration, load_state(raw_state), int(polls or 0)))
         return views
 
     async def ping(self) -> bool:

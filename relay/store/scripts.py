@@ -53,23 +53,36 @@ local function make_delivery(task_id, tenant, reg, event_id, etype, now, final)
   end
 end
 
+local DEFAULT_EVENTS = {'task.succeeded', 'task.failed', 'task.timed_out'}
+
 local function wants(reg, etype)
   if reg.webhook_url == nil or reg.webhook_url == cjson.null then return false end
-  for _, e in ipairs(reg.events) do
+  for _, e in ipairs(reg.events or DEFAULT_EVENTS) do
     if e == etype then return true end
   end
   return false
 end
 
+-- The tenants registered for a task: its hash's fields named 'r:<tenant>'.
+local function tenants_of(tkey)
+  local found = {}
+  for _, field in ipairs(redis.call('HKEYS', tkey)) do
+    if string.sub(field, 1, 2) == 'r:' then found[#found + 1] = string.sub(field, 3) end
+  end
+  return found
+end
+
 -- Returns how many deliveries were made.
 local function fan_out(task_id, event_id, etype, now, final, only_tenant)
-  local subs = redis.call('HGETALL', P .. 'subs:' .. task_id)
+  local tkey = P .. 'task:' .. task_id
   local gone = P .. 'gone:' .. task_id
   local made = 0
-  for i = 1, #subs, 2 do
-    local tenant = subs[i]
-    if only_tenant == '' or only_tenant == tenant then
-      local reg = cjson.decode(subs[i + 1])
+  local tenants = tenants_of(tkey)
+  if only_tenant ~= '' then tenants = {only_tenant} end
+  for _, tenant in ipairs(tenants) do
+    local raw = redis.call('HGET', tkey, 'r:' .. tenant)
+    if raw then
+      local reg = cjson.decode(raw)
       if wants(reg, etype) and redis.call('HGET', gone, tenant) ~= reg.rid then
         make_delivery(task_id, tenant, reg, event_id, etype, now, final)
         made = made + 1
@@ -86,35 +99,32 @@ REGISTER = (
     _FAN_OUT
     + """
 local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local subs = P .. 'subs:' .. id
 local tkey = P .. 'task:' .. id
-if redis.call('HSETNX', subs, tenant, reg) == 0 then
-  return {'exists', redis.call('HGET', subs, tenant)}
+local existed = redis.call('HEXISTS', tkey, 'state') == 1
+if redis.call('HSETNX', tkey, 'r:' .. tenant, reg) == 0 then
+  return {'exists', redis.call('HGET', tkey, 'r:' .. tenant)}
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZADD', P .. 'tenant:' .. tenant, now, id)
 redis.call('SADD', P .. 'tenants', tenant)
-if redis.call('EXISTS', tkey) == 0 then
+if not existed then
   redis.call('HSET', tkey, 'state', init, 'polls', '0')
-  redis.call('PERSIST', subs)
   redis.call('ZADD', P .. 'due', now, id)
   return {'created'}
 end
 local final_event = redis.call('HGET', tkey, 'final_event')
 if final_event then
-  -- Already final: this tenant gets the final event now, without a new poll,
-  -- and its registration expires with the task.
+  -- Already final: this tenant gets the final event now, without a new poll;
+  -- its registration is a field of the task's hash and expires with it.
   fan_out(id, final_event, redis.call('HGET', tkey, 'final_type'), now, true, tenant)
   local ttl = redis.call('PTTL', tkey)
   if ttl > 0 then
-    redis.call('PEXPIRE', subs, ttl)
     redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, ttl)
     redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, ttl)
   end
   return {'final'}
 end
 redis.call('PERSIST', tkey)
-redis.call('PERSIST', subs)
 if not redis.call('ZSCORE', P .. 'due', id) then
   redis.call('ZADD', P .. 'due', now, id)
 end
@@ -139,8 +149,8 @@ return trimmed
 # Returns 1 if a registration was removed, else 0.
 UNREGISTER = """
 local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local subs = P .. 'subs:' .. id
-if redis.call('HDEL', subs, tenant) == 0 then return 0 end
+local tkey = P .. 'task:' .. id
+if redis.call('HDEL', tkey, 'r:' .. tenant) == 0 then return 0 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZREM', P .. 'tenant:' .. tenant, id)
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
@@ -150,10 +160,13 @@ for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('DEL', P .. 'dlv:' .. did, P .. 'dlv:' .. did .. ':attempts')
 end
 redis.call('DEL', listing, P .. 'outbox:' .. tenant .. ':' .. id)
-if redis.call('HLEN', subs) == 0 then
+local remaining = false
+for _, field in ipairs(redis.call('HKEYS', tkey)) do
+  if string.sub(field, 1, 2) == 'r:' then remaining = true break end
+end
+if not remaining then
   -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
   redis.call('ZREM', P .. 'due', id)
-  local tkey = P .. 'task:' .. id
   if redis.call('TTL', tkey) < 0 then redis.call('EXPIRE', tkey, retention) end
 end
 return 1
@@ -232,12 +245,10 @@ if final then
   if etype ~= '' then redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype) end
   redis.call('EXPIRE', tkey, retention)
   redis.call('EXPIRE', P .. 'gone:' .. id, retention)
-  local subs = P .. 'subs:' .. id
-  for _, tenant in ipairs(redis.call('HKEYS', subs)) do
+  for _, tenant in ipairs(tenants_of(tkey)) do
     redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
     redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
   end
-  redis.call('EXPIRE', subs, retention)
 else
   redis.call('ZADD', due, tonumber(next_due), id)
 end
@@ -266,7 +277,7 @@ for _, did in ipairs(ids) do
     redis.call('HSET', dkey, 'lease', lease)
     out[#out + 1] = did
     for i = 1, 8 do out[#out + 1] = d[i] or '' end
-    out[#out + 1] = redis.call('HGET', P .. 'subs:' .. d[1], d[2]) or ''
+    out[#out + 1] = redis.call('HGET', P .. 'task:' .. d[1], 'r:' .. d[2]) or ''
     out[#out + 1] = redis.call('GET', P .. 'event:' .. d[4]) or ''
   end
 end

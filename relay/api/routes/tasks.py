@@ -37,7 +37,7 @@ async def register_task(request: Request) -> Response:
     registration = Registration(
         tenant=tenant,
         task_id=asked.task_id,
-        registered_at=time.time(),
+        registered_at=round(time.time(), 3),
         rid=secrets.token_hex(8),
         webhook_url=asked.webhook_url,
         events=asked.events,

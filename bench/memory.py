@@ -1,0 +1,239 @@
+"""Memory: Redis bytes per tracked task, and per finished and delivered task.
+
+    .venv/bin/python -m bench.memory [--tiny]
+
+On a Redis of its own, `INFO memory` used_memory is read before and after:
+1. registering N tasks (the registration Lua script, pipelined) with a
+   webhook URL of realistic length, the default events and small metadata;
+2. one `processing 45%` answer for each (through `PollQueue.apply`): the
+   state every tracked task carries while the relay polls it;
+3. one `finished` answer for each (a four-image grid), then every
+   `task.succeeded` webhook delivered by a worker (bench/_poll_worker.py) to
+   a local receiver: what each task leaves for RELAY_RETENTION (7 days).
+Bytes per task = the used_memory difference from the baseline / N. A few
+tasks are registered before the baseline so the script cache is not counted.
+`MEMORY USAGE` and the encoding of one sample task's keys are shown per stage.
+The same is measured again with `hash-max-listpack-value 4096` (default 64):
+the task and registration hashes hold JSON values over 64 bytes, which turns
+them from compact listpacks into hash tables.
+
+Target: < 1 KiB per tracked task.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench._common import (
+    TENANT,
+    Result,
+    Stack,
+    apply_answers,
+    connected,
+    finished_payload,
+    http_json,
+    new_ids,
+    print_results,
+    print_table,
+    register_tasks,
+    run_async,
+    say,
+    standard_args,
+    target_note,
+    worker_env,
+)
+from relay.store import keys
+
+FULL = {"tasks": 20_000}
+TINY = {"tasks": 500}
+METADATA = {"order": 123456, "customer": "cus_0123456789"}
+# The proposed Redis setting: hashes whose values reach 4 KiB stay listpacks (default 64 B).
+TUNED = ("--hash-max-listpack-value", "4096")
+RUNNING = {
+    "status": "processing",
+    "percentage": "45",
+    "task_type": "imagine",
+    "model": "midjourney",
+}
+
+
+async def used_memory(client: Redis) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"])
+
+
+async def sample_keys(client: Redis, task_id: str) -> list[list[Any]]:
+    """Each key of one task: its name pattern, type, encoding, MEMORY USAGE bytes."""
+    names = [keys.task(task_id)]
+    dlvs: list[str] = await client.lrange(keys.deliveries(TENANT, task_id), 0, -1)  # type: ignore[misc]
+    if dlvs:
+        names += [keys.deliveries(TENANT, task_id), keys.delivery(dlvs[0]), keys.attempts(dlvs[0])]
+        event_id = await client.hget(keys.delivery(dlvs[0]), "event")  # type: ignore[misc]
+        if event_id:
+            names.append(keys.event(event_id))
+    rows = []
+    for name in names:
+        if not await client.exists(name):
+            continue
+        pattern = name.replace(task_id, "{id}")
+        if dlvs:
+            pattern = pattern.replace(dlvs[0], "{dlv}")
+        rows.append(
+            [
+                pattern.split("evt_")[0] + ("{event}" if "evt_" in pattern else ""),
+                await client.type(name),
+                await client.object("encoding", name),
+                int(await client.memory_usage(name, samples=0) or 0),
+                "yes" if await client.ttl(name) > 0 else "no",
+            ]
+        )
+    return rows
+
+
+async def shared_keys(client: Redis, n: int) -> list[list[Any]]:
+    rows = []
+    for name in (keys.DUE, keys.tenant_tasks(TENANT), keys.DELIVERY_DUE):
+        if await client.exists(name):
+            usage = int(await client.memory_usage(name, samples=0) or 0)
+            rows.append(
+                [
+                    name.removeprefix(keys.PREFIX) + " (per task)",
+                    await client.type(name),
+                    await client.object("encoding", name),
+                    round(usage / n),
+                    "-",
+                ]
+            )
+    return rows
+
+
+def measure(
+    n: int, redis_args: tuple[str, ...]
+) -> tuple[dict[str, int], dict[str, list[list[Any]]], str]:
+    """used_memory at each stage, one sample task's keys per stage, and the Redis version."""
+    stages: dict[str, int] = {}
+    samples: dict[str, list[list[Any]]] = {}
+    with Stack() as stack:
+        redis = stack.redis(*redis_args)
+        _receiver, r_url = stack.receiver()
+        hook = r_url + "/relay/webhooks?token=abcdef0123456789"  # the length of a real one
+        ids = new_ids(n)
+
+        async def prepare() -> str:
+            async with connected(redis.url) as client:
+                warm = await register_tasks(
+                    client, new_ids(10), webhook_url=hook, metadata=METADATA
+                )
+                await apply_answers(client, warm, lambda t: dict(RUNNING, task_id=t))
+                version = (await client.info("server"))["redis_version"]
+                stages["baseline"] = await used_memory(client)
+                stored = await register_tasks(client, ids, webhook_url=hook, metadata=METADATA)
+                stages["registered"] = await used_memory(client)
+                samples["registered"] = await sample_keys(client, ids[0]) + await shared_keys(
+                    client, n
+                )
+                stored = await apply_answers(client, stored, lambda t: dict(RUNNING, task_id=t))
+                stages["tracked (after a poll)"] = await used_memory(client)
+                samples["tracked (after a poll)"] = await sample_keys(
+                    client, ids[0]
+                ) + await shared_keys(client, n)
+                await apply_answers(client, stored, finished_payload)
+                return str(version)
+
+        say(
+            f"registering {n} tasks, polling each once (redis {' '.join(redis_args) or 'defaults'})"
+        )
+        version = run_async(prepare())
+        say("delivering every final webhook")
+        worker = stack.spawn(
+            "worker", ["-m", "bench._poll_worker"], worker_env(redis.url, "http://127.0.0.1:9")
+        )
+
+        async def due() -> int:
+            async with connected(redis.url) as client:
+                return int(await client.zcard(keys.DELIVERY_DUE))
+
+        deadline = time.monotonic() + max(60.0, n / 200)
+        while time.monotonic() < deadline and (
+            run_async(due()) or http_json(r_url + "/stats")["count"] < n
+        ):
+            time.sleep(0.2)
+        worker.stop()
+        if run_async(due()):
+            raise RuntimeError(f"deliveries still due:\n{worker.log_tail()}")
+
+        async def finish() -> None:
+            async with connected(redis.url) as client:
+                stages["finished and delivered"] = await used_memory(client)
+                samples["finished and delivered"] = await sample_keys(
+                    client, ids[0]
+                ) + await shared_keys(client, n)
+
+        run_async(finish())
+    return stages, samples, version
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = standard_args(__doc__).parse_args(argv)
+    n = int((TINY if args.tiny else FULL)["tasks"])
+    stages, samples, version = measure(n, ())
+    tuned_stages, _tuned_samples, _ = measure(n, TUNED)
+    tuned = {
+        name: (value - tuned_stages["baseline"]) / n
+        for name, value in tuned_stages.items()
+        if name != "baseline"
+    }
+    per_task = {
+        name: (value - stages["baseline"]) / n
+        for name, value in stages.items()
+        if name != "baseline"
+    }
+    print_table(
+        f"Redis memory: {n:,} tasks (redis {version}), used_memory difference from the baseline",
+        ["stage", "used_memory MiB", "bytes per task", f"bytes per task, {' '.join(TUNED)}"],
+        [
+            [name, (stages[name] - stages["baseline"]) / 2**20, per, tuned[name]]
+            for name, per in per_task.items()
+        ],
+    )
+    for stage, rows in samples.items():
+        print_table(
+            f"Keys of one task: {stage}",
+            ["key", "type", "encoding", "MEMORY USAGE bytes", "expires"],
+            rows,
+        )
+    tracked = per_task["tracked (after a poll)"]
+    print_results(
+        [
+            Result(
+                "memory_per_registered_task",
+                per_task["registered"],
+                "bytes",
+                target_note(per_task["registered"] < 1024, "< 1024 B"),
+            ),
+            Result(
+                "memory_per_tracked_task", tracked, "bytes", target_note(tracked < 1024, "< 1024 B")
+            ),
+            Result(
+                "memory_per_finished_task",
+                per_task["finished and delivered"],
+                "bytes",
+                "kept for RELAY_RETENTION; no target",
+            ),
+            Result(
+                "memory_per_tracked_task_listpack_4096",
+                tuned["tracked (after a poll)"],
+                "bytes",
+                f"redis {' '.join(TUNED)}; "
+                + target_note(tuned["tracked (after a poll)"] < 1024, "< 1024 B"),
+            ),
+        ]
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
