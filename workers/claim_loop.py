@@ -15,7 +15,6 @@ Written = TypeVar("Written")
 logger = logging.getLogger("relay.worker")
 
 BATCH = 500  # items claimed per round trip at most
-IDLE_SLEEP = 0.05  # seconds between claims when nothing is due
 ERROR_SLEEP = 1.0  # after Redis failed to answer a claim
 
 
@@ -28,12 +27,15 @@ class ClaimLoop(Generic[Item, Written]):
     """
 
     name = "loop"
+    idle_sleep = 0.05  # seconds between claims when nothing is due
 
     def __init__(self, *, concurrency: int, call_timeout: float) -> None:
         self.concurrency = concurrency
         self.call_timeout = call_timeout  # how long one handler may take, at most
         self.in_flight = 0
         self.writer: BatchWriter[Written] = BatchWriter(self.write)
+        # Set by whoever just made work for this loop in this process: ends an idle sleep.
+        self.wake = asyncio.Event()
 
     async def claim(self, limit: int) -> list[Item]:
         raise NotImplementedError
@@ -67,13 +69,26 @@ class ClaimLoop(Generic[Item, Written]):
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 if len(claimed) < free:
-                    await sleep_unless(stopping, IDLE_SLEEP)
+                    await self._idle(stopping)
         finally:
             # Finish what was started (bounded by the call timeout), then write it.
             if tasks:
                 await asyncio.wait(tasks, timeout=self.call_timeout + 1)
             writer_stop.set()
             await writer
+
+    async def _idle(self, stopping: asyncio.Event) -> None:
+        if not self.wake.is_set():
+            waiters = {
+                asyncio.ensure_future(stopping.wait()),
+                asyncio.ensure_future(self.wake.wait()),
+            }
+            _, pending = await asyncio.wait(
+                waiters, timeout=self.idle_sleep, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+        self.wake.clear()
 
     async def _handle(self, item: Item) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from relay.core import lifecycle
 from relay.core.lifecycle import Step
@@ -51,6 +52,8 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
         self.task_deadline = task_deadline
         self.lease = lease
         self.recorder = recorder
+        # Called once an outcome that made events is written (the deliverer's wake-up).
+        self.on_events: Callable[[], None] = lambda: None
         # True until this process's first good answer, so that a worker restarted
         # with a fixed key clears a flag another process (or its own past) left.
         self.clear_flag_on_success = True
@@ -109,11 +112,15 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
 
     async def write(self, outcomes: list[Outcome]) -> None:
         replies = await self.queue.apply(outcomes, time.time())
+        made_events = False
         for outcome, reply in zip(outcomes, replies, strict=True):
             if reply != "ok":
                 logger.info("outcome for %s not written: %s", outcome.task_id, reply)
             elif outcome.step.event:
+                made_events = True
                 self.recorder.inc("relay_events_total", outcome.step.event)
                 logger.info(
                     "task event", extra={"task_id": outcome.task_id, "event": outcome.step.event}
                 )
+        if made_events:
+            self.on_events()

@@ -82,6 +82,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         concurrency=settings.delivery_concurrency,
         recorder=recorder,
     )
+    poller.on_events = deliverer.wake.set
     stopping = asyncio.Event()
     ctx.update(
         relay_redis=redis,

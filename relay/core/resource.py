@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import msgspec
@@ -16,8 +16,12 @@ def rfc3339(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     # Rounded to the millisecond as stored scores are, so listings sort as they read.
-    moment = datetime.fromtimestamp(round(timestamp * 1000) / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(round(timestamp * 1000), 1000)
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
 
 
 def task_resource(state: TaskState, registration: Registration, polls: int) -> dict[str, Any]:

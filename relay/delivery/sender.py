@@ -10,7 +10,7 @@ from relay.core import signing
 from relay.core.resource import rfc3339, webhook_body
 from relay.outbound import Transport, TransportError
 from relay.store.deliveries import ClaimedDelivery
-from relay.upstream.client import parse_retry_after
+from relay.upstream.client import header, parse_retry_after
 
 EXCERPT_BYTES = 256  # how much of a receiver's answer the attempt log keeps
 
@@ -55,14 +55,13 @@ class WebhookSender:
         except TransportError as exc:
             return Attempt(started, None, f"{exc.kind}: {exc}", _ms(clock), None, None)
         excerpt = reply.body[:EXCERPT_BYTES].decode("utf-8", "replace") or None
-        lowered = {k.lower(): v for k, v in reply.headers.items()}
         return Attempt(
             started,
             reply.status,
             None,
             _ms(clock),
             excerpt,
-            parse_retry_after(lowered.get("retry-after"), time.time()),
+            parse_retry_after(header(reply.headers, "retry-after"), time.time()),
         )
 
 

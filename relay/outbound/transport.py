@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from relay.outbound.guard import AddressGuard, Blocked, literal_address
 @dataclasses.dataclass(frozen=True)
 class Reply:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive
     body: bytes  # at most the transport's read limit
 
 
@@ -75,6 +74,7 @@ class AiohttpTransport:
         self._read_limit = read_limit
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -107,12 +107,16 @@ class AiohttpTransport:
                 except Blocked as exc:
                     raise TransportError("blocked", str(exc)) from None
         try:
-            async with asyncio.timeout(timeout):
-                async with session.post(
-                    url, data=body, headers=dict(headers), allow_redirects=False
-                ) as response:
-                    data = await response.content.read(self._read_limit)
-                    return Reply(response.status, dict(response.headers), data)
+            async with session.post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout(timeout),
+            ) as response:
+                data = await response.content.read(self._read_limit)
+                # aiohttp's headers are case-insensitive, as `Reply.headers` promises.
+                return Reply(response.status, response.headers, data)
         except TimeoutError:
             raise TransportError("timeout", f"no answer within {timeout:g} s") from None
         except Blocked as exc:
@@ -124,6 +128,12 @@ class AiohttpTransport:
             raise TransportError("connect", f"cannot connect: {exc.os_error}") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise TransportError("protocol", f"{type(exc).__name__}: {exc}") from None
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
 
     async def close(self) -> None:
         if self._session is not None:

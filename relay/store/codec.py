@@ -15,10 +15,16 @@ from relay.core.model import DEFAULT_EVENTS, Event, Registration, TaskState
 encode = msgspec.json.Encoder().encode
 
 
-class StoredRegistration(msgspec.Struct, frozen=True, omit_defaults=True):
+class StoredRegistration(
+    msgspec.Struct,
+    frozen=True,
+    omit_defaults=True,
+    rename={"registered_at": "at", "webhook_url": "url", "events": "ev", "metadata": "md"},
+):
     """A registration as stored under its task and tenant (which it need not repeat).
 
-    The Lua scripts read `rid`, `webhook_url` and `events` (absent: the default three).
+    The Lua scripts read `rid`, `url` (the webhook URL) and `ev` (the events;
+    absent: the default three).
     """
 
     registered_at: float

@@ -56,8 +56,8 @@ end
 local DEFAULT_EVENTS = {'task.succeeded', 'task.failed', 'task.timed_out'}
 
 local function wants(reg, etype)
-  if reg.webhook_url == nil or reg.webhook_url == cjson.null then return false end
-  for _, e in ipairs(reg.events or DEFAULT_EVENTS) do
+  if reg.url == nil or reg.url == cjson.null then return false end
+  for _, e in ipairs(reg.ev or DEFAULT_EVENTS) do
     if e == etype then return true end
   end
   return false

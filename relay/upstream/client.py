@@ -6,15 +6,18 @@ Every answer, however broken, becomes a `FetchResult`; nothing here raises.
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+
+import msgspec
 
 from relay.core.model import Observation
 from relay.core.normalize import Malformed, normalize
 from relay.outbound import Transport, TransportError
 
 Kind = Literal["ok", "unauthorized", "not_found", "rate_limited", "error"]
+_decode = msgspec.json.Decoder().decode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +46,18 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return min(max(seconds, 0.0), 3600.0)
 
 
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by its lower-case name, from case-insensitive headers or a plain dict."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
+
+
 def classify(
-    status: int, headers: dict[str, str], body: bytes, task_id: str, now: float
+    status: int, headers: Mapping[str, str], body: bytes, task_id: str, now: float
 ) -> FetchResult:
     """What one HTTP answer of the fetch call means. Pure."""
-    lowered = {k.lower(): v for k, v in headers.items()}
     if status == 401 or status == 403:
         return FetchResult("unauthorized", detail=f"http_{status}")
     if status == 404:
@@ -55,15 +65,17 @@ def classify(
     if status == 429:
         return FetchResult(
             "rate_limited",
-            retry_after=parse_retry_after(lowered.get("retry-after"), now),
+            retry_after=parse_retry_after(header(headers, "retry-after"), now),
             detail="http_429",
         )
     if status != 200:
-        retry_after = parse_retry_after(lowered.get("retry-after"), now) if status == 503 else None
+        retry_after = (
+            parse_retry_after(header(headers, "retry-after"), now) if status == 503 else None
+        )
         return FetchResult("error", retry_after=retry_after, detail=f"http_{status}")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = _decode(body)
+    except (msgspec.DecodeError, ValueError, UnicodeDecodeError):
         return FetchResult("error", detail="non_json" if body.strip() else "empty_body")
     except RecursionError:
         return FetchResult("error", detail="wrong_shape")
@@ -90,4 +102,4 @@ class UpstreamClient:
             reply = await self.transport.post(self.url, body, self.headers, self.timeout)
         except TransportError as exc:
             return FetchResult("error", detail=exc.kind)
-        return classify(reply.status, dict(reply.headers), reply.body, task_id, now)
+        return classify(reply.status, reply.headers, reply.body, task_id, now)
