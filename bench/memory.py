@@ -13,7 +13,8 @@ On a Redis of its own, `INFO memory` used_memory is read before and after:
 Bytes per task = the used_memory difference from the baseline / N. A few
 tasks are registered before the baseline so the script cache is not counted.
 `MEMORY USAGE` and the encoding of one sample task's keys are shown per stage.
-The same is measured again with `hash-max-listpack-value 1024` (default 64), as the deploy files set it:
+The same is measured again with `hash-max-listpack-value 1024` (default 64), as
+the deploy files set it:
 the task and registration hashes hold JSON values over 64 bytes, which turns
 them from compact listpacks into hash tables.
 
