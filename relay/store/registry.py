@@ -23,17 +23,21 @@ class RegisterOutcome(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Registered:
-    outcome: RegisterOutcome
-    registration: Registration
-    conflict_field: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class TaskView:
     registration: Registration
     state: TaskState
     polls: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    outcome: RegisterOutcome
+    view: TaskView  # the task as it is after the call, with the stored registration
+    conflict_field: str | None = None
+
+    @property
+    def registration(self) -> Registration:
+        return self.view.registration
 
 
 def differing_field(stored: Registration, asked: Registration) -> str | None:
@@ -118,13 +122,17 @@ class Registry:
                 to_ms(now),
             ]
         )
-        if reply[0] != "exists":
-            return Registered(RegisterOutcome.CREATED, asked)
-        stored = load_registration(reply[1], asked.tenant, asked.task_id)
+        outcome, raw_reg, raw_state, polls = reply
+        if outcome == "created":
+            return Registered(RegisterOutcome.CREATED, TaskView(asked, initial, 0))
+        stored = load_registration(raw_reg, asked.tenant, asked.task_id)
+        view = TaskView(stored, load_state(raw_state), int(polls or 0))
+        if outcome != "exists":
+            return Registered(RegisterOutcome.CREATED, view)
         field = differing_field(stored, asked)
         if field is None:
-            return Registered(RegisterOutcome.EXISTS, stored)
-        return Registered(RegisterOutcome.CONFLICT, stored, field)
+            return Registered(RegisterOutcome.EXISTS, view)
+        return Registered(RegisterOutcome.CONFLICT, view, field)
 
     async def get(self, tenant: str, task_id: str) -> TaskView | None:
         raw_reg, raw_state, polls = await self.redis.hmget(  # type: ignore[misc]

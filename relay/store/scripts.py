@@ -94,15 +94,21 @@ end
 """
 
 # ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now
-# Returns {'exists', stored registration} | {'created'} | {'joined'} | {'final'}
+# Returns {outcome, registration, state, polls} as they are after the call, the
+# outcome being 'exists' (the tenant's registration was there: it is returned),
+# 'created' (a new task), 'joined' (a task others track) or 'final'.
 REGISTER = (
     _FAN_OUT
     + """
 local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local tkey = P .. 'task:' .. id
 local existed = redis.call('HEXISTS', tkey, 'state') == 1
+local function answer(outcome)
+  local t = redis.call('HMGET', tkey, 'r:' .. tenant, 'state', 'polls')
+  return {outcome, t[1], t[2], t[3]}
+end
 if redis.call('HSETNX', tkey, 'r:' .. tenant, reg) == 0 then
-  return {'exists', redis.call('HGET', tkey, 'r:' .. tenant)}
+  return answer('exists')
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZADD', P .. 'tenant:' .. tenant, now, id)
@@ -110,7 +116,7 @@ redis.call('SADD', P .. 'tenants', tenant)
 if not existed then
   redis.call('HSET', tkey, 'state', init, 'polls', '0')
   redis.call('ZADD', P .. 'due', now, id)
-  return {'created'}
+  return {'created', reg, init, '0'}
 end
 local final_event = redis.call('HGET', tkey, 'final_event')
 if final_event then
@@ -122,13 +128,13 @@ if final_event then
     redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, ttl)
     redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, ttl)
   end
-  return {'final'}
+  return answer('final')
 end
 redis.call('PERSIST', tkey)
 if not redis.call('ZSCORE', P .. 'due', id) then
   redis.call('ZADD', P .. 'due', now, id)
 end
-return {'joined'}
+return answer('joined')
 """
 )
 

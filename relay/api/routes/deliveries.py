@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int
+from relay.api.responses import JSONResponse
 
 
 async def list_deliveries(request: Request) -> Response:

@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from relay import metrics
 from relay.api.errors import error_response
+from relay.api.responses import JSONResponse
 
 
 async def healthz(request: Request) -> Response:

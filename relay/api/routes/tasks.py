@@ -7,10 +7,11 @@ import secrets
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int, read_json
+from relay.api.responses import JSONResponse
 from relay.api.validation import parse_registration
 from relay.core.model import FINAL_STATUSES, Registration
 from relay.core.resource import task_resource
@@ -53,9 +54,7 @@ async def register_task(request: Request) -> Response:
             f"task {asked.task_id} is already registered with another {registered.conflict_field}",
             registered.conflict_field,
         )
-    view = await registry.get(tenant, asked.task_id)
-    if view is None:  # deleted in the instant between the two calls
-        raise ApiError(409, "conflict", "The registration was deleted meanwhile; register again")
+    view = registered.view
     status = 201 if registered.outcome is RegisterOutcome.CREATED else 200
     return JSONResponse(
         task_resource(view.state, view.registration, view.polls), status_code=status

@@ -7,10 +7,11 @@ import hmac
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from relay.api.errors import ApiError, error_response
 from relay.api.params import read_json
+from relay.api.responses import JSONResponse
 from relay.api.validation import parse_task_id
 from relay.core import lifecycle
 from relay.core.normalize import Malformed, normalize
