@@ -67,13 +67,13 @@ class PollQueue:
         return claimed, limited
 
     async def apply(self, outcomes: list[Outcome], now: float) -> list[str]:
-        """Write outcomes in one round trip; each answers 'ok', 'lost' or 'conflict'."""
+        """Write outcomes in one script call; each answers 'ok', 'lost' or 'conflict'."""
         if not outcomes:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for outcome in outcomes:
-                await self._apply(args=self._args(outcome, now), client=pipe)
-            return [str(r) for r in await pipe.execute()]
+        args: list[str | int | float] = [keys.PREFIX, to_ms(now), self.retention]
+        for outcome in outcomes:
+            args.extend(self._args(outcome, now))
+        return [str(r) for r in await self._apply(args=args)]
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
         step = outcome.step
@@ -88,7 +88,6 @@ class PollQueue:
                 Event(type=step.event, at=now, state=state, polls=outcome.polls_after)
             )
         return [
-            keys.PREFIX,
             outcome.task_id,
             "" if outcome.lease is None else outcome.lease,
             outcome.raw_state,
@@ -98,8 +97,6 @@ class PollQueue:
             step.event or "",
             event_id,
             event_json,
-            to_ms(now),
-            self.retention,
         ]
 
     async def read(self, task_id: str) -> tuple[str, TaskState, int] | None:

@@ -215,50 +215,62 @@ end
 return {lease, out, limited}
 """
 
-# ARGV: prefix, task_id, lease ('' when not from a claim), expected state JSON,
+# ARGV: prefix, now, retention seconds, then for each outcome 9 values:
+#       task_id, lease ('' when not from a claim), expected state JSON,
 #       new state JSON, count poll (0/1), next due ms ('' when final),
-#       event type ('' for none), event id, event JSON, now, retention seconds
-# Writes one outcome if the state is still the one it was computed from (and,
-# for a poll, the claim is still held); makes the event's deliveries.
-# Returns 'ok' | 'lost' | 'conflict'.
+#       event type ('' for none), event id, event JSON
+# Writes each outcome if the task's state is still the one it was computed
+# from (and, for a poll, the claim is still held), and makes the event's
+# deliveries. Returns one of 'ok' | 'lost' | 'conflict' per outcome.
 APPLY = (
     _FAN_OUT
     + """
-local id, lease, expect, new_state = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local count_poll, next_due, etype = ARGV[6], ARGV[7], ARGV[8]
-local event_id, event_json = ARGV[9], ARGV[10]
-local now, retention = tonumber(ARGV[11]), tonumber(ARGV[12])
-local tkey, due = P .. 'task:' .. id, P .. 'due'
-if count_poll == '1' and redis.call('EXISTS', tkey) == 1 then
-  redis.call('HINCRBY', tkey, 'polls', 1)
-end
-if lease ~= '' then
-  local score = redis.call('ZSCORE', due, id)
-  if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
-end
-if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
-redis.call('HSET', tkey, 'state', new_state)
-local final = next_due == ''
-if etype ~= '' then
-  local made = fan_out(id, event_id, etype, now, final, '')
-  if made > 0 or final then
-    redis.call('SET', P .. 'event:' .. event_id, event_json, 'EX', retention)
+local now, retention = tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = P .. 'due'
+
+local function apply_one(id, lease, expect, new_state, count_poll, next_due, etype,
+                         event_id, event_json)
+  local tkey = P .. 'task:' .. id
+  if count_poll == '1' and redis.call('EXISTS', tkey) == 1 then
+    redis.call('HINCRBY', tkey, 'polls', 1)
   end
-end
-if final then
-  -- Everything of a final task expires together, `retention` from now.
-  redis.call('ZREM', due, id)
-  if etype ~= '' then redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype) end
-  redis.call('EXPIRE', tkey, retention)
-  redis.call('EXPIRE', P .. 'gone:' .. id, retention)
-  for _, tenant in ipairs(tenants_of(tkey)) do
-    redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
-    redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
+  if lease ~= '' then
+    local score = redis.call('ZSCORE', due, id)
+    if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
   end
-else
-  redis.call('ZADD', due, tonumber(next_due), id)
+  if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
+  redis.call('HSET', tkey, 'state', new_state)
+  local final = next_due == ''
+  if etype ~= '' then
+    local made = fan_out(id, event_id, etype, now, final, '')
+    if made > 0 or final then
+      redis.call('SET', P .. 'event:' .. event_id, event_json, 'EX', retention)
+    end
+  end
+  if final then
+    -- Everything of a final task expires together, `retention` from now.
+    redis.call('ZREM', due, id)
+    if etype ~= '' then
+      redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype)
+    end
+    redis.call('EXPIRE', tkey, retention)
+    redis.call('EXPIRE', P .. 'gone:' .. id, retention)
+    for _, tenant in ipairs(tenants_of(tkey)) do
+      redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
+      redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
+    end
+  else
+    redis.call('ZADD', due, tonumber(next_due), id)
+  end
+  return 'ok'
 end
-return 'ok'
+
+local replies = {}
+for i = 4, #ARGV, 9 do
+  replies[#replies + 1] = apply_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+end
+return replies
 """
 )
 
