@@ -5,10 +5,14 @@ process (signals, its Redis pool, cron); on startup the worker opens one
 pooled HTTP client per purpose and starts two long-running loops:
 
 - the poller claims due tasks from the `due` sorted set in batches under a
-  lease, fetches them from the upstream, and writes each outcome back with
-  the events it makes (one Lua script per outcome, pipelined);
+  lease (and within the shared rate limit), fetches them from the upstream,
+  and writes the outcomes back with the events they make (one Lua script
+  call per batch);
 - the deliverer claims due webhook attempts the same way, sends them
-  signed, and records each attempt.
+  signed, and records each attempt; the poller wakes it when it has just
+  made events.
+
+Both are a `ClaimLoop` (workers/claim_loop.py).
 
 Neither is an arq job: a job per poll caps out near 2,000/s and cannot
 reuse its own id while it runs, and leases on sorted sets give back a
