@@ -12,9 +12,9 @@ killed with SIGKILL. For every task: the first poll after the kill minus
 the kill time (`wait`), and the gap between the polls around the kill minus
 the task's own interval before it (`excess`): the killed worker's claims
 show as the tasks with a large excess; they come back when their lease
-(RELAY_UPSTREAM_TIMEOUT + 3 s) ends.
+(RELAY_UPSTREAM_TIMEOUT + 2 s) ends.
 
-Measured with the default RELAY_UPSTREAM_TIMEOUT (10 s: a 13 s lease) and
+Measured with the default RELAY_UPSTREAM_TIMEOUT (10 s: a 12 s lease) and
 shrunk (1 s: a 4 s lease); `--tiny` runs the shrunk case only, small.
 
 Target: every task polled again < 15 s after the kill, with default settings.
@@ -52,7 +52,7 @@ from relay.store import keys
 FULL = {"tasks": 5_000, "warmup": 8.0, "after": 8.0, "cases": ("default", "shrunk")}
 TINY = {"tasks": 200, "warmup": 2.5, "after": 2.0, "cases": ("shrunk",)}
 CASES = {
-    "default": {},  # RELAY_UPSTREAM_TIMEOUT 10: lease 13 s
+    "default": {},  # RELAY_UPSTREAM_TIMEOUT 10: lease 12 s
     "shrunk": {"RELAY_UPSTREAM_TIMEOUT": "1"},  # lease 4 s
 }
 LOAD = {
@@ -67,7 +67,7 @@ STRANDED = 1.0  # seconds of excess that mark a task as one the killed worker he
 
 def run_case(name: str, tasks: int, warmup: float, after: float) -> dict[str, float]:
     timeout = float(CASES[name].get("RELAY_UPSTREAM_TIMEOUT", "10"))
-    lease = timeout + 3
+    lease = timeout + 2
     with Stack() as stack:
         redis = stack.redis()
         _upstream, url = stack.upstream("--delay", str(HOLD), "--log-polls")

@@ -76,10 +76,12 @@ class Settings:
     def poll_lease(self) -> float:
         """How long a claimed poll is held before another worker may take it.
 
-        Longer than one upstream call so a live worker never loses its claim,
-        short enough that a killed worker's tasks come back within seconds.
+        Longer than one upstream call (which its timeout bounds) and the write
+        after it, so a live worker keeps its claim; short enough that a killed
+        worker's tasks come back within seconds. A claim lost all the same
+        only costs one more poll: the write-back is refused, nothing doubles.
         """
-        return self.upstream_timeout + 3.0
+        return self.upstream_timeout + 2.0
 
     @property
     def delivery_lease(self) -> float:
