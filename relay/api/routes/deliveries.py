@@ -10,23 +10,26 @@ from starlette.responses import Response
 from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int
 from relay.api.responses import JSONResponse
+from relay.store import Registry
+
+
+async def _registered(request: Request) -> tuple[str, str, Registry]:
+    """The caller's tenant and the path's task, which that tenant must have registered."""
+    tenant = request.app.state.tenants.tenant_of(request)
+    task_id = path_task_id(request)
+    registry: Registry = request.app.state.registry
+    if await registry.get(tenant, task_id) is None:
+        raise ApiError(404, "not_found", "No such task")
+    return tenant, task_id, registry
 
 
 async def list_deliveries(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
-    task_id = path_task_id(request)
-    registry = request.app.state.registry
-    if await registry.get(tenant, task_id) is None:
-        raise ApiError(404, "not_found", "No such task")
+    tenant, task_id, registry = await _registered(request)
     return JSONResponse({"deliveries": await registry.deliveries(tenant, task_id)})
 
 
 async def redeliver(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
-    task_id = path_task_id(request)
-    registry = request.app.state.registry
-    if await registry.get(tenant, task_id) is None:
-        raise ApiError(404, "not_found", "No such task")
+    tenant, task_id, registry = await _registered(request)
     delivery_id = await registry.redeliver(tenant, task_id, time.time())
     if delivery_id is None:
         raise ApiError(409, "no_event", "The task has no event to deliver yet")
