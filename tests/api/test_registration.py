@@ -21,29 +21,11 @@ from hypothesis import strategies as st
 from relay.devtools.redis_server import free_port
 from relay.settings import load_settings
 from tests.conftest import Api, fast_env
+from tests.contract import RESOURCE_KEYS, RESULT_KEYS, RFC3339_Z
 
 MAX_BODY = 64 * 1024
 MAX_METADATA = 16 * 1024
 FINAL_EVENTS = {"task.succeeded", "task.failed", "task.timed_out"}
-RESOURCE_KEYS = {
-    "task_id",
-    "status",
-    "upstream_status",
-    "progress",
-    "task_type",
-    "model",
-    "result",
-    "error",
-    "webhook_url",
-    "events",
-    "metadata",
-    "registered_at",
-    "updated_at",
-    "completed_at",
-    "polls",
-}
-RESULT_KEYS = {"images", "grid_image", "videos", "content", "seed"}
-RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 HOOK = "https://hooks.example.com/relay"
 
 

@@ -15,6 +15,15 @@ import pytest
 
 from relay.core.model import Observation
 from relay.core.normalize import Malformed, map_status, normalize, parse_percentage
+from tests.contract import (
+    FAILED,
+    FINISHED_FLUX,
+    FINISHED_GRID,
+    FLUX_TASK,
+    PROCESSING,
+    RESULT_KEYS,
+    TASK,
+)
 
 try:
     import hypothesis
@@ -22,53 +31,11 @@ try:
 except ImportError:  # pragma: no cover - the table tests still run without it
     hypothesis = None  # type: ignore[assignment]
 
-TASK = "550e8400-e29b-41d4-a716-446655440000"
-FLUX_TASK = "661f9511-f30c-52e5-b827-557766551111"
 OTHER_TASK = "11111111-2222-3333-4444-555555555555"
-RESULT_KEYS = {"images", "grid_image", "videos", "content", "seed"}
 STATUSES = {"queued", "running", "succeeded", "failed", "timed_out"}
 
 # --- verbatim from fetch-endpoint.txt ---------------------------------------------------------
 
-PROCESSING = {
-    "task_id": "550e8400-e29b-41d4-a716-446655440000",
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "processing",
-    "percentage": "45",
-}
-
-FINISHED_GRID = {
-    "task_id": "550e8400-e29b-41d4-a716-446655440000",
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.midjourney.com/abc123/grid_0.png",
-    "image_urls": [
-        "https://cdn.midjourney.com/abc123/0_0.png",
-        "https://cdn.midjourney.com/abc123/0_1.png",
-        "https://cdn.midjourney.com/abc123/0_2.png",
-        "https://cdn.midjourney.com/abc123/0_3.png",
-    ],
-}
-
-FINISHED_FLUX = {
-    "task_id": "661f9511-f30c-52e5-b827-557766551111",
-    "task_type": "imagine",
-    "model": "flux-pro",
-    "status": "finished",
-    "percentage": "100",
-    "image_url": "https://images.journeyapi.com/flux/abc123.png",
-}
-
-FAILED = {
-    "task_id": "550e8400-e29b-41d4-a716-446655440000",
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "failed",
-    "error": "Content policy violation",
-}
 
 # --- helpers ----------------------------------------------------------------------------------
 

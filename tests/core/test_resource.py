@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -12,28 +11,10 @@ import pytest
 
 from relay.core.model import DEFAULT_EVENTS, Event, Registration, Result, TaskState
 from relay.core.resource import rfc3339, task_resource, webhook_body
+from tests.contract import RESOURCE_KEYS, RESULT_KEYS, RFC3339_Z
 
 TASK = "550e8400-e29b-41d4-a716-446655440000"
 T0 = 1_764_410_400.0  # 2025-11-29T10:00:00Z
-RESOURCE_KEYS = {
-    "task_id",
-    "status",
-    "upstream_status",
-    "progress",
-    "task_type",
-    "model",
-    "result",
-    "error",
-    "webhook_url",
-    "events",
-    "metadata",
-    "registered_at",
-    "updated_at",
-    "completed_at",
-    "polls",
-}
-RESULT_KEYS = {"images", "grid_image", "videos", "content", "seed"}
-RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 GRID = tuple(f"https://cdn.midjourney.com/abc123/0_{i}.png" for i in range(4))
 
 REG = Registration(

@@ -18,9 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.upstream.client import FetchResult, classify, parse_retry_after
+from tests.contract import (
+    FAILED,
+    FINISHED_FLUX,
+    FINISHED_GRID,
+    FLUX_TASK,
+    PROCESSING,
+    TASK,
+)
 
-TASK = "550e8400-e29b-41d4-a716-446655440000"
-FLUX_TASK = "661f9511-f30c-52e5-b827-557766551111"
 NOW = 1_764_410_400.0  # 2025-11-29T10:00:00Z, a whole second so HTTP dates are exact
 
 
@@ -33,43 +39,6 @@ def http_date(at: float) -> str:
 
 
 # --- verbatim from fetch-endpoint.txt ---------------------------------------------------------
-
-PROCESSING = {
-    "task_id": TASK,
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "processing",
-    "percentage": "45",
-}
-FINISHED_GRID = {
-    "task_id": TASK,
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.midjourney.com/abc123/grid_0.png",
-    "image_urls": [
-        "https://cdn.midjourney.com/abc123/0_0.png",
-        "https://cdn.midjourney.com/abc123/0_1.png",
-        "https://cdn.midjourney.com/abc123/0_2.png",
-        "https://cdn.midjourney.com/abc123/0_3.png",
-    ],
-}
-FINISHED_FLUX = {
-    "task_id": FLUX_TASK,
-    "task_type": "imagine",
-    "model": "flux-pro",
-    "status": "finished",
-    "percentage": "100",
-    "image_url": "https://images.journeyapi.com/flux/abc123.png",
-}
-FAILED = {
-    "task_id": TASK,
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "failed",
-    "error": "Content policy violation",
-}
 
 
 # --- 200: ok ----------------------------------------------------------------------------------
