@@ -92,24 +92,19 @@ class DeliveryQueue:
         return claimed
 
     async def finish(self, finishes: list[Finish], now: float) -> list[str]:
+        """Record attempts in one script call; each answers 'ok', 'lost' or 'missing'."""
         if not finishes:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for f in finishes:
-                await self._finish(
-                    args=[
-                        keys.PREFIX,
-                        f.delivery.id,
-                        f.delivery.lease,
-                        f.ending,
-                        "" if f.next_due is None else to_ms(f.next_due),
-                        "" if f.attempt is None else dump(f.attempt),
-                        to_ms(now),
-                        self.retention,
-                    ],
-                    client=pipe,
-                )
-            return [str(r) for r in await pipe.execute()]
+        args: list[str | int] = [keys.PREFIX, to_ms(now), self.retention]
+        for f in finishes:
+            args += [
+                f.delivery.id,
+                f.delivery.lease,
+                f.ending,
+                "" if f.next_due is None else to_ms(f.next_due),
+                "" if f.attempt is None else dump(f.attempt),
+            ]
+        return [str(r) for r in await self._finish(args=args)]
 
     async def due_count(self) -> int:
         return int(await self.redis.zcard(keys.DELIVERY_DUE))

@@ -303,61 +303,71 @@ if #out == 0 then return {} end
 return {lease, out}
 """
 
-# ARGV: prefix, delivery id, lease, outcome (retry|delivered|failed|gone|drop),
-#       next due ms (retry only), attempt JSON ('' for none), now, retention seconds
-# Returns 'ok' | 'lost' | 'missing'.
+# ARGV: prefix, now, retention seconds, then for each finished attempt 5 values:
+#       delivery id, lease, outcome (retry|delivered|failed|gone|drop),
+#       next due ms (retry only), attempt JSON ('' for none)
+# Returns one of 'ok' | 'lost' | 'missing' per attempt.
 FINISH_DELIVERY = """
-local P, did, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local next_due, attempt, now, retention = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-local due, dkey = P .. 'dlv_due', P .. 'dlv:' .. ARGV[2]
-if redis.call('EXISTS', dkey) == 0 then
+local P, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = P .. 'dlv_due'
+
+local function finish_one(did, lease, outcome, next_due, attempt)
+  local dkey = P .. 'dlv:' .. did
+  if redis.call('EXISTS', dkey) == 0 then
+    redis.call('ZREM', due, did)
+    return 'missing'
+  end
+  if attempt ~= '' then
+    redis.call('RPUSH', dkey .. ':attempts', attempt)
+    redis.call('LTRIM', dkey .. ':attempts', -100, -1)
+    redis.call('HINCRBY', dkey, 'attempt', 1)
+  end
+  local score = redis.call('ZSCORE', due, did)
+  if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
+  if outcome == 'retry' and redis.call('HGET', dkey, 'superseded') == '1' then
+    -- The final event replaced this progress event while it was in flight.
+    outcome = 'drop'
+  end
+  if outcome == 'retry' then
+    redis.call('HSET', dkey, 'next_at', next_due)
+    redis.call('ZADD', due, tonumber(next_due), did)
+    return 'ok'
+  end
+  local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid')
+  local task_id, tenant = d[1], d[2]
+  local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
   redis.call('ZREM', due, did)
-  return 'missing'
-end
-if attempt ~= '' then
-  redis.call('RPUSH', dkey .. ':attempts', attempt)
-  redis.call('LTRIM', dkey .. ':attempts', -100, -1)
-  redis.call('HINCRBY', dkey, 'attempt', 1)
-end
-local score = redis.call('ZSCORE', due, did)
-if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
-if outcome == 'retry' and redis.call('HGET', dkey, 'superseded') == '1' then
-  -- The final event replaced this progress event while it was in flight.
-  outcome = 'drop'
-end
-if outcome == 'retry' then
-  redis.call('HSET', dkey, 'next_at', next_due)
-  redis.call('ZADD', due, tonumber(next_due), did)
+  redis.call('LREM', obox, 1, did)
+  if outcome == 'drop' then
+    redis.call('LREM', P .. 'dlvs:' .. tenant .. ':' .. task_id, 1, did)
+    redis.call('DEL', dkey, dkey .. ':attempts')
+  else
+    redis.call('HSET', dkey, 'status', outcome, 'ended', now)
+    redis.call('HDEL', dkey, 'next_at')
+    redis.call('EXPIRE', dkey, retention)
+    redis.call('EXPIRE', dkey .. ':attempts', retention)
+    if outcome == 'failed' then redis.call('ZADD', P .. 'failed:' .. tenant, now, did) end
+  end
+  if outcome == 'gone' then
+    -- 410 ends this registration's webhooks: what is still queued goes nowhere.
+    redis.call('HSET', P .. 'gone:' .. task_id, tenant, d[3])
+    for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
+      redis.call('ZREM', due, other)
+      redis.call('HSET', P .. 'dlv:' .. other, 'status', 'gone', 'ended', now)
+    end
+    redis.call('DEL', obox)
+  else
+    local head = redis.call('LINDEX', obox, 0)
+    if head then redis.call('ZADD', due, now, head) end
+  end
   return 'ok'
 end
-local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid')
-local task_id, tenant = d[1], d[2]
-local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
-redis.call('ZREM', due, did)
-redis.call('LREM', obox, 1, did)
-if outcome == 'drop' then
-  redis.call('LREM', P .. 'dlvs:' .. tenant .. ':' .. task_id, 1, did)
-  redis.call('DEL', dkey, dkey .. ':attempts')
-else
-  redis.call('HSET', dkey, 'status', outcome, 'ended', now)
-  redis.call('HDEL', dkey, 'next_at')
-  redis.call('EXPIRE', dkey, retention)
-  redis.call('EXPIRE', dkey .. ':attempts', retention)
-  if outcome == 'failed' then redis.call('ZADD', P .. 'failed:' .. tenant, now, did) end
+
+local replies = {}
+for i = 4, #ARGV, 5 do
+  replies[#replies + 1] = finish_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-if outcome == 'gone' then
-  -- 410 ends this registration's webhooks: what is still queued goes nowhere.
-  redis.call('HSET', P .. 'gone:' .. task_id, tenant, d[3])
-  for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
-    redis.call('ZREM', due, other)
-    redis.call('HSET', P .. 'dlv:' .. other, 'status', 'gone', 'ended', now)
-  end
-  redis.call('DEL', obox)
-else
-  local head = redis.call('LINDEX', obox, 0)
-  if head then redis.call('ZADD', due, now, head) end
-end
-return 'ok'
+return replies
 """
 
 # ARGV: prefix, tenant, task_id, now, delivery id ('' for the latest)
