@@ -4,32 +4,20 @@ across the tenant's tasks, `POST /v1/deliveries/redeliver` starts each again."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.api2 import GRID, new_id
 from tests.conftest import Api
 from tests.servers import Receiver, ScriptedUpstream
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.example/grid.png",
-    "image_urls": [f"https://cdn.example/0_{i}.png" for i in range(4)],
-}
 ATTEMPTS = 4  # fast_env's schedule 0.05,0.05,0.05: the first attempt and three retries
 DELIVERY_KEYS = {"id", "task_id", "webhook_id", "type", "status", "attempts"}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import base64
 import itertools
 import time
 import types
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,25 +15,9 @@ import httpx
 import pytest
 
 from relay.api.routes import tasks as routes
+from tests.api2 import GRID, new_id, processing
 from tests.conftest import Api
 from tests.servers import Canned, ScriptedUpstream
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.example/grid.png",
-    "image_urls": [f"https://cdn.example/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def processing(task_id: str) -> dict[str, Any]:
-    return {"task_id": task_id, "task_type": "imagine", "status": "processing", "percentage": "5"}
 
 
 def finished(task_id: str) -> dict[str, Any]:

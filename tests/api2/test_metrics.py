@@ -6,36 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from relay.settings import Settings
+from tests.api2 import GRID, new_id, processing
 from tests.conftest import Api, running_worker
 from tests.servers import Canned, Receiver, ScriptedUpstream
 
 FLUSH_WAIT = 1.3  # every process adds its counts to Redis once a second
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.example/grid.png",
-    "image_urls": [f"https://cdn.example/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def processing(task_id: str) -> dict[str, Any]:
-    return {"task_id": task_id, "task_type": "imagine", "status": "processing", "percentage": "5"}
 
 
 class Scrape:

@@ -11,7 +11,6 @@ serves the API.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from starlette.applications import Starlette
 
 from relay.api.app import ENDPOINTS, create_app
 from relay.settings import Settings
+from tests.api2 import GRID, new_id
 from tests.conftest import Api
 from tests.servers import Receiver, ScriptedUpstream
 
@@ -47,19 +47,6 @@ CHECKS = [
 MAX_EXAMPLES = 25
 WAIT_PATH = "/v1/tasks/{task_id}/wait"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.example/grid.png",
-    "image_urls": [f"https://cdn.example/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 async def fetch_spec(api: Api) -> dict[str, Any]:

@@ -4,7 +4,6 @@ RELAY_UPSTREAM_WEBHOOK_SECRET and handled like a poll's answer (without counting
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer
 from relay.settings import load_settings
+from tests.api2 import GRID, new_id
 from tests.conftest import WEBHOOK_SECRET, Api, fast_env
 from tests.servers import Receiver, ScriptedUpstream
 
@@ -22,19 +22,6 @@ SECRET = "upstream-hook-secret"  # fast_env's RELAY_UPSTREAM_WEBHOOK_SECRET
 PATH = "/v1/upstream/webhook"
 # Polls stay out of the way: the first fetch comes at once, the next not for 30 s.
 NO_POLLS = {"RELAY_POLL_MIN_INTERVAL": "30", "RELAY_POLL_MAX_INTERVAL": "60"}
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.example/grid.png",
-    "image_urls": [f"https://cdn.example/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def processing(task_id: str, percentage: str = "30") -> dict[str, Any]:
