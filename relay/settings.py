@@ -12,6 +12,7 @@ import base64
 import binascii
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -144,24 +145,44 @@ def _non_empty(raw: str) -> str:
     return raw.strip()
 
 
+TENANT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MIN_KEY_LENGTH = 16
+
+
+def _api_key_entry(item: str) -> ApiKey:
+    """One `key` or `tenant=key` entry; raises ValueError without repeating the key."""
+    left, sep, right = item.partition("=")
+    # Base64 keys end in `=` padding: a split that leaves only padding is no split.
+    if sep and TENANT_NAME.fullmatch(left.strip()) and right.strip("= \t"):
+        tenant, key = left.strip(), right.strip()
+    else:
+        # A bare key is a tenant of its own; the tenant name must not reveal it.
+        tenant, key = "key-" + _fingerprint(item), item
+    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key):
+        raise ValueError(
+            "is neither `key` nor `tenant=key` (a tenant name of letters, digits, `_`, `.`"
+            f" and `-`; a key of at least {MIN_KEY_LENGTH} characters, no whitespace or commas)"
+        )
+    return ApiKey(tenant=tenant, key=key)
+
+
 def _api_keys(raw: str) -> tuple[ApiKey, ...]:
     keys: list[ApiKey] = []
-    for item in raw.split(","):
+    first_seen: dict[str, int] = {}
+    for position, item in enumerate(raw.split(","), start=1):
         item = item.strip()
         if not item:
-            continue
-        tenant, sep, key = item.partition("=")
-        if not sep:
-            # A bare key is a tenant of its own; the tenant name must not reveal it.
-            key, tenant = item, "key-" + _fingerprint(item)
-        tenant, key = tenant.strip(), key.strip()
-        if not tenant or not key:
-            raise ValueError("each entry must be `key` or `tenant=key`")
-        keys.append(ApiKey(tenant=tenant, key=key))
+            continue  # a trailing comma
+        try:
+            entry = _api_key_entry(item)
+        except ValueError as exc:
+            raise ValueError(f"entry {position}: {exc}") from None
+        if entry.key in first_seen:
+            raise ValueError(f"entries {first_seen[entry.key]} and {position} hold the same key")
+        first_seen[entry.key] = position
+        keys.append(entry)
     if not keys:
         raise ValueError("must list at least one key")
-    if len({k.key for k in keys}) != len(keys):
-        raise ValueError("lists the same key twice")
     return tuple(keys)
 
 

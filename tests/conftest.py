@@ -21,7 +21,7 @@ from tests.servers import Receiver, ScriptedUpstream
 from workers.worker import shutdown, startup
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef").decode()
-API_KEYS = "alpha=key-alpha,alpha=key-alpha-2,beta=key-beta"
+API_KEYS = "alpha=key-alpha-0123456789,alpha=key-alpha-0123456789-2,beta=key-beta-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +103,7 @@ class Api:
         )
         self.client = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.port}",
-            headers={"authorization": "Bearer key-alpha"},
+            headers={"authorization": "Bearer key-alpha-0123456789"},
             timeout=10,
         )
 
@@ -118,14 +118,16 @@ class Api:
         self.server.should_exit = True
         await self._task
 
-    async def register(self, task_id: str, key: str = "key-alpha", **fields: Any) -> httpx.Response:
+    async def register(
+        self, task_id: str, key: str = "key-alpha-0123456789", **fields: Any
+    ) -> httpx.Response:
         return await self.client.post(
             "/v1/tasks",
             json={"task_id": task_id, **fields},
             headers={"authorization": f"Bearer {key}"},
         )
 
-    async def task(self, task_id: str, key: str = "key-alpha") -> httpx.Response:
+    async def task(self, task_id: str, key: str = "key-alpha-0123456789") -> httpx.Response:
         return await self.client.get(
             f"/v1/tasks/{task_id}", headers={"authorization": f"Bearer {key}"}
         )

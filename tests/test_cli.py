@@ -191,7 +191,7 @@ async def test_api_and_worker_processes_deliver_a_signed_webhook_and_stop_on_sig
         base_url = f"http://127.0.0.1:{port}"
         await wait_ready(base_url, api)
         async with httpx.AsyncClient(
-            base_url=base_url, headers={"authorization": "Bearer key-alpha"}, timeout=10
+            base_url=base_url, headers={"authorization": "Bearer key-alpha-0123456789"}, timeout=10
         ) as client:
             response = await client.post(
                 "/v1/tasks",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import secrets
 
 import pytest
 
@@ -12,6 +14,7 @@ SECRET_A = base64.b64encode(b"first-secret-0123456789").decode()
 SECRET_B = base64.b64encode(b"second-secret-abcdefghij").decode()
 WHSEC_A = "whsec_" + SECRET_A
 WHSEC_B = "whsec_" + SECRET_B
+K1 = "first-client-key-0001"
 
 
 def test_defaults_are_the_contracts() -> None:
@@ -159,11 +162,11 @@ MALFORMED: list[tuple[str, str]] = [
     ("RELAY_API_KEYS", ","),
     ("RELAY_API_KEYS", "=key"),
     ("RELAY_API_KEYS", "tenant="),
-    ("RELAY_API_KEYS", "alpha=k1,=k2"),
-    ("RELAY_API_KEYS", "alpha=k1,beta=k1"),
-    ("RELAY_API_KEYS", "alpha=k1,alpha=k1"),
-    ("RELAY_API_KEYS", "k1,k1"),
-    ("RELAY_API_KEYS", "k1,alpha=k1"),
+    ("RELAY_API_KEYS", f"alpha={K1},=k2"),
+    ("RELAY_API_KEYS", f"alpha={K1},beta={K1}"),
+    ("RELAY_API_KEYS", f"alpha={K1},alpha={K1}"),
+    ("RELAY_API_KEYS", f"{K1},{K1}"),
+    ("RELAY_API_KEYS", f"{K1},alpha={K1}"),
     ("RELAY_UPSTREAM_API_KEY", ""),
     ("RELAY_UPSTREAM_API_KEY", "   "),
     ("RELAY_UPSTREAM_WEBHOOK_SECRET", ""),
@@ -213,7 +216,7 @@ def test_the_secret_of_a_bad_value_is_not_repeated_in_the_error() -> None:
 # --- what each command needs -----------------------------------------------------------
 
 COMPLETE = {
-    "RELAY_API_KEYS": "alpha=key-alpha",
+    "RELAY_API_KEYS": "alpha=key-alpha-0123456789",
     "RELAY_UPSTREAM_API_KEY": "upstream-key",
     "RELAY_WEBHOOK_SECRET": WHSEC_A,
 }
@@ -268,29 +271,94 @@ def tenants(raw: str) -> dict[str, str]:
 
 
 def test_tenant_equals_key() -> None:
-    assert tenants("alpha=key-a,beta=key-b") == {"key-a": "alpha", "key-b": "beta"}
+    assert tenants("alpha=key-a-0123456789ab,beta=key-b-0123456789ab") == {
+        "key-a-0123456789ab": "alpha",
+        "key-b-0123456789ab": "beta",
+    }
 
 
 def test_two_keys_naming_the_same_tenant_share_it() -> None:
-    assert tenants("alpha=old-key,alpha=new-key") == {"old-key": "alpha", "new-key": "alpha"}
+    found = tenants("alpha=old-key-0123456789,alpha=new-key-0123456789")
+    assert found == {"old-key-0123456789": "alpha", "new-key-0123456789": "alpha"}
 
 
 def test_a_bare_key_is_a_tenant_of_its_own() -> None:
-    found = tenants("key-one,key-two,alpha=key-three")
-    assert set(found) == {"key-one", "key-two", "key-three"}
-    assert found["key-three"] == "alpha"
-    assert len({found["key-one"], found["key-two"], "alpha"}) == 3
-    assert "key-one" not in found["key-one"], "a tenant name must not reveal its key"
+    one, two, three = "key-one-0123456789", "key-two-0123456789", "key-three-012345678"
+    found = tenants(f"{one},{two},alpha={three}")
+    assert set(found) == {one, two, three}
+    assert found[three] == "alpha"
+    assert len({found[one], found[two], "alpha"}) == 3
+    assert one not in found[one], "a tenant name must not reveal its key"
     # the same bare key always maps to the same tenant (tasks survive a restart)
-    assert tenants("key-one")["key-one"] == found["key-one"]
+    assert tenants(one)[one] == found[one]
 
 
 def test_api_keys_are_trimmed_and_empty_items_skipped() -> None:
-    assert tenants(" alpha = key-a , , beta=key-b ,") == {"key-a": "alpha", "key-b": "beta"}
+    raw = " alpha = key-a-0123456789ab , , beta=key-b-0123456789ab ,"
+    assert tenants(raw) == {"key-a-0123456789ab": "alpha", "key-b-0123456789ab": "beta"}
 
 
-def test_a_key_may_contain_an_equals_sign_after_the_tenant() -> None:
-    assert tenants("alpha=abc=def") == {"abc=def": "alpha"}
+# One entry of RELAY_API_KEYS -> (tenant, key); a tenant of None is the bare key's own.
+ENTRIES = [
+    pytest.param("alpha=abc=def-0123456789", "alpha", "abc=def-0123456789", id="key-with-equals"),
+    pytest.param("a.b_c-D9=0123456789abcdef", "a.b_c-D9", "0123456789abcdef", id="tenant-chars"),
+    pytest.param("t=0123456789abcdef", "t", "0123456789abcdef", id="one-letter-tenant"),
+    # `openssl rand -base64 18` and `-base64 16`: `=` padding, or `+`/`/` before any `=`
+    pytest.param("q4nWvT9CDa0N4gr1Ye3x8A==", None, "q4nWvT9CDa0N4gr1Ye3x8A==", id="b64-padding"),
+    pytest.param("Zm9vYmFyYmF6cXV4cXV1eA=", None, "Zm9vYmFyYmF6cXV4cXV1eA=", id="b64-one-pad"),
+    pytest.param("ab+/cdEFgh12=ijKL34==", None, "ab+/cdEFgh12=ijKL34==", id="b64-plus-slash"),
+    pytest.param("my:tenant=0123456789abcdef", None, "my:tenant=0123456789abcdef", id="odd-left"),
+    pytest.param("=0123456789abcdef", None, "=0123456789abcdef", id="empty-left"),
+    pytest.param("0123456789abcdef", None, "0123456789abcdef", id="bare-16"),
+    pytest.param("dev_" + "x" * 24, None, "dev_" + "x" * 24, id="relay-dev-style"),
+]
+
+
+@pytest.mark.parametrize(("entry", "tenant", "key"), ENTRIES)
+def test_an_entry_splits_only_on_a_valid_tenant_name(
+    entry: str, tenant: str | None, key: str
+) -> None:
+    (parsed,) = load_settings({"RELAY_API_KEYS": entry}).api_keys
+    assert parsed.key == key
+    if tenant is None:
+        assert parsed.tenant.startswith("key-") and key not in parsed.tenant
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", parsed.tenant)
+    else:
+        assert parsed.tenant == tenant
+
+
+# RELAY_API_KEYS -> the position its one-line error names
+BAD_KEYS = [
+    pytest.param("alpha=short", 1, id="short-key"),
+    pytest.param("alpha=0123456789abcde", 1, id="15-chars"),
+    pytest.param("0123456789abcde", 1, id="bare-15-chars"),
+    pytest.param(f"{K1},beta=tiny", 2, id="second-entry"),
+    pytest.param(f"{K1}, ,my tenant=0123456789abcdef", 3, id="space-in-tenant"),
+    pytest.param("alpha=0123456789 abcdef", 1, id="space-in-key"),
+    pytest.param("alpha=0123456789\tabcdef", 1, id="tab-in-key"),
+    pytest.param("alpha==", 1, id="only-padding"),
+    pytest.param(f"alpha={K1},beta={K1}", 2, id="same-key-twice"),
+    pytest.param(f"{K1},x,{K1}", 2, id="first-bad-entry-wins"),
+]
+
+
+@pytest.mark.parametrize(("raw", "position"), BAD_KEYS)
+def test_a_bad_key_entry_is_named_by_position_never_by_key(raw: str, position: int) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"RELAY_API_KEYS": raw})
+    message = str(caught.value)
+    assert message.startswith("RELAY_API_KEYS: entr"), message
+    assert f" {position}" in message.split(":")[1], message
+    assert "\n" not in message
+    for entry in raw.split(","):
+        for part in entry.split("="):
+            if len(part.strip()) >= 4:
+                assert part.strip() not in message, message
+
+
+def test_what_relay_dev_generates_is_a_valid_key() -> None:
+    key = "dev_" + secrets.token_urlsafe(18)
+    assert tenants(f"dev={key}") == {key: "dev"}
 
 
 @pytest.mark.parametrize(
@@ -310,7 +378,7 @@ def test_one_webhook_secret() -> None:
 def test_secrets_and_keys_never_appear_in_repr() -> None:
     settings = load_settings(
         {
-            "RELAY_API_KEYS": "alpha=client-key-one,client-key-two",
+            "RELAY_API_KEYS": "alpha=client-key-one-0001,client-key-two-0002",
             "RELAY_WEBHOOK_SECRET": f"{WHSEC_A} {WHSEC_B}",
             "RELAY_UPSTREAM_API_KEY": "upstream-key-xyz",
             "RELAY_UPSTREAM_WEBHOOK_SECRET": "upstream-hook-secret-xyz",

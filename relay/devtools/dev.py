@@ -96,8 +96,8 @@ def run(*, port: int, simulate: bool) -> int:
 
 def _ensure_client_key(env: dict[str, str]) -> str:
     if env.get("RELAY_API_KEYS"):
-        first = env["RELAY_API_KEYS"].split(",")[0]
-        return first.partition("=")[2] or first
+        # The settings' own parser: a bare key may hold `=` (base64 padding).
+        return load_settings({"RELAY_API_KEYS": env["RELAY_API_KEYS"]}).api_keys[0].key
     key = "dev_" + secrets.token_urlsafe(18)
     env["RELAY_API_KEYS"] = f"dev={key}"
     say(f"generated RELAY_API_KEYS=dev={key}")

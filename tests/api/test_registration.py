@@ -282,14 +282,14 @@ AUTH_MISTAKES: list[tuple[str, str | None]] = [
     ("missing", None),
     ("empty", ""),
     ("scheme only", "Bearer"),
-    ("colon instead of space", "Bearer:key-alpha"),
-    ("token scheme", "Token key-alpha"),
-    ("no scheme", "key-alpha"),
-    ("basic scheme", "Basic a2V5LWFscGhhOg=="),
-    ("unknown key", "Bearer key-gamma"),
-    ("key with suffix", "Bearer key-alpha-3"),
-    ("key prefix", "Bearer key-alph"),
-    ("two tokens", "Bearer key-alpha key-beta"),
+    ("colon instead of space", "Bearer:key-alpha-0123456789"),
+    ("token scheme", "Token key-alpha-0123456789"),
+    ("no scheme", "key-alpha-0123456789"),
+    ("basic scheme", "Basic a2V5LWFscGhhLTAxMjM0NTY3ODk6"),
+    ("unknown key", "Bearer key-gamma-0123456789"),
+    ("key with suffix", "Bearer key-alpha-0123456789-3"),
+    ("key prefix", "Bearer key-alpha-012345678"),
+    ("two tokens", "Bearer key-alpha-0123456789 key-beta-0123456789"),
 ]
 
 
@@ -319,7 +319,9 @@ async def test_a_bad_key_is_401(
 
 async def test_the_bearer_scheme_is_case_insensitive(api: Api) -> None:
     response = await api.client.post(
-        "/v1/tasks", json={"task_id": new_id()}, headers={"authorization": "bearer key-alpha"}
+        "/v1/tasks",
+        json={"task_id": new_id()},
+        headers={"authorization": "bearer key-alpha-0123456789"},
     )
     assert response.status_code == 201
 
@@ -493,9 +495,11 @@ async def test_a_task_is_invisible_to_another_tenant_but_shared_by_its_own_keys(
     api: Api,
 ) -> None:
     task_id = new_id()
-    assert (await api.register(task_id, key="key-alpha", webhook_url=HOOK)).status_code == 201
-    beta = {"authorization": "Bearer key-beta"}
-    alpha2 = {"authorization": "Bearer key-alpha-2"}
+    assert (
+        await api.register(task_id, key="key-alpha-0123456789", webhook_url=HOOK)
+    ).status_code == 201
+    beta = {"authorization": "Bearer key-beta-0123456789"}
+    alpha2 = {"authorization": "Bearer key-alpha-0123456789-2"}
 
     assert_error(await api.client.get(f"/v1/tasks/{task_id}", headers=beta), 404)
     assert_error(await api.client.get(f"/v1/tasks/{task_id}/deliveries", headers=beta), 404)
@@ -511,16 +515,20 @@ async def test_a_task_is_invisible_to_another_tenant_but_shared_by_its_own_keys(
     no_event = await api.client.post(f"/v1/tasks/{task_id}/redeliver", headers=alpha2)
     assert_error(no_event, 409)
     # the second key registering the same values is the same registration
-    assert (await api.register(task_id, key="key-alpha-2", webhook_url=HOOK)).status_code == 200
+    assert (
+        await api.register(task_id, key="key-alpha-0123456789-2", webhook_url=HOOK)
+    ).status_code == 200
 
     # beta may register the same task_id with its own values: its own registration.
-    other = await api.register(task_id, key="key-beta", webhook_url=HOOK + "/beta")
+    other = await api.register(task_id, key="key-beta-0123456789", webhook_url=HOOK + "/beta")
     assert other.status_code == 201
     assert (await api.task(task_id)).json()["webhook_url"] == HOOK
 
     assert (await api.client.delete(f"/v1/tasks/{task_id}", headers=alpha2)).status_code == 204
     assert (await api.task(task_id)).status_code == 404
-    assert (await api.task(task_id, key="key-beta")).json()["webhook_url"] == HOOK + "/beta"
+    assert (await api.task(task_id, key="key-beta-0123456789")).json()[
+        "webhook_url"
+    ] == HOOK + "/beta"
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

@@ -33,7 +33,7 @@ async def beta_receiver() -> AsyncIterator[Receiver]:
 
 
 async def failed_page(
-    api: Api, key: str = "key-alpha", **query: Any
+    api: Api, key: str = "key-alpha-0123456789", **query: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
     response = await api.client.get("/v1/deliveries", params=query, headers=bearer(key))
     assert response.status_code == 200, response.text
@@ -42,7 +42,9 @@ async def failed_page(
     return body["deliveries"], body["next_cursor"]
 
 
-async def all_failed(api: Api, key: str = "key-alpha", limit: int = 50) -> list[dict[str, Any]]:
+async def all_failed(
+    api: Api, key: str = "key-alpha-0123456789", limit: int = 50
+) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(200):
@@ -57,7 +59,9 @@ async def all_failed(api: Api, key: str = "key-alpha", limit: int = 50) -> list[
     raise AssertionError("the cursor never ran out")
 
 
-async def wait_failed(api: Api, count: int, key: str = "key-alpha") -> list[dict[str, Any]]:
+async def wait_failed(
+    api: Api, count: int, key: str = "key-alpha-0123456789"
+) -> list[dict[str, Any]]:
     for _ in range(200):
         found = await all_failed(api, key)
         if len(found) >= count:
@@ -67,7 +71,7 @@ async def wait_failed(api: Api, count: int, key: str = "key-alpha") -> list[dict
 
 
 async def register_failing(
-    api: Api, upstream: ScriptedUpstream, url: str, count: int, key: str = "key-alpha"
+    api: Api, upstream: ScriptedUpstream, url: str, count: int, key: str = "key-alpha-0123456789"
 ) -> list[str]:
     ids = [new_id() for _ in range(count)]
     for task_id in ids:
@@ -88,7 +92,9 @@ async def test_failed_deliveries_are_listed_paged_and_started_again(
     receiver.statuses = [500] * 1000  # always 500, until the test says otherwise
     beta_receiver.statuses = [500] * 1000
     alpha = await register_failing(api, upstream, receiver.url + "/alpha", 5)
-    beta = await register_failing(api, upstream, beta_receiver.url + "/beta", 2, key="key-beta")
+    beta = await register_failing(
+        api, upstream, beta_receiver.url + "/beta", 2, key="key-beta-0123456789"
+    )
 
     failed = await wait_failed(api, len(alpha))
     await receiver.wait_for(len(alpha) * ATTEMPTS)
@@ -131,10 +137,12 @@ async def test_failed_deliveries_are_listed_paged_and_started_again(
     assert sizes[:3] == [2, 2, 1]
 
     # The other tenant sees only its own.
-    beta_failed = await wait_failed(api, len(beta), key="key-beta")
+    beta_failed = await wait_failed(api, len(beta), key="key-beta-0123456789")
     assert sorted(d["task_id"] for d in beta_failed) == sorted(beta)
     assert not {d["id"] for d in beta_failed} & {d["id"] for d in failed}
-    assert sorted(d["task_id"] for d in await all_failed(api, "key-alpha-2")) == sorted(alpha)
+    assert sorted(d["task_id"] for d in await all_failed(api, "key-alpha-0123456789-2")) == sorted(
+        alpha
+    )
 
     # The receiver is fixed: start every failed delivery of alpha again.
     receiver.statuses = []
@@ -160,7 +168,7 @@ async def test_failed_deliveries_are_listed_paged_and_started_again(
         assert [a["status_code"] for a in own["attempts"]][-1] == 204
 
     # Beta's failures are untouched by alpha's redeliver; nothing reached beta's receiver.
-    assert sorted(d["id"] for d in await all_failed(api, "key-beta")) == sorted(
+    assert sorted(d["id"] for d in await all_failed(api, "key-beta-0123456789")) == sorted(
         d["id"] for d in beta_failed
     )
     await asyncio.sleep(0.2)
@@ -181,16 +189,18 @@ async def test_other_tenants_see_nothing_and_start_nothing(
     await asyncio.sleep(0.1)
     arrived = len(receiver.received)
 
-    assert await all_failed(api, "key-beta") == []
-    response = await api.client.post("/v1/deliveries/redeliver", headers=bearer("key-beta"))
+    assert await all_failed(api, "key-beta-0123456789") == []
+    response = await api.client.post(
+        "/v1/deliveries/redeliver", headers=bearer("key-beta-0123456789")
+    )
     assert response.status_code == 202 and response.json() == {"delivery_ids": []}
     for task_id in alpha:
         response = await api.client.post(
-            f"/v1/tasks/{task_id}/redeliver", headers=bearer("key-beta")
+            f"/v1/tasks/{task_id}/redeliver", headers=bearer("key-beta-0123456789")
         )
         assert_error(response, 404, None)
         response = await api.client.get(
-            f"/v1/tasks/{task_id}/deliveries", headers=bearer("key-beta")
+            f"/v1/tasks/{task_id}/deliveries", headers=bearer("key-beta-0123456789")
         )
         assert_error(response, 404, None)
     await asyncio.sleep(0.3)

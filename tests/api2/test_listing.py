@@ -25,7 +25,7 @@ def finished(task_id: str) -> dict[str, Any]:
 
 
 async def list_page(
-    api: Api, key: str = "key-alpha", **query: Any
+    api: Api, key: str = "key-alpha-0123456789", **query: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
     response = await api.client.get(
         "/v1/tasks", params=query, headers={"authorization": f"Bearer {key}"}
@@ -37,7 +37,7 @@ async def list_page(
 
 
 async def list_all(
-    api: Api, key: str = "key-alpha", limit: int = 7, **query: Any
+    api: Api, key: str = "key-alpha-0123456789", limit: int = 7, **query: Any
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Every task by following next_cursor; and the size of each page."""
     tasks: list[dict[str, Any]] = []
@@ -97,20 +97,22 @@ async def test_listing_shows_only_the_tenants_tasks_newest_first(api: Api) -> No
         await asyncio.sleep(0.005)  # distinct registration times
     beta = [new_id(), new_id()]
     for task_id in beta:
-        assert (await api.register(task_id, key="key-beta")).status_code == 201
+        assert (await api.register(task_id, key="key-beta-0123456789")).status_code == 201
     shared = new_id()  # both tenants registered it: each sees it once, as its own
     assert (await api.register(shared, metadata={"who": "alpha"})).status_code == 201
-    assert (await api.register(shared, key="key-beta", metadata={"who": "beta"})).status_code == 201
+    assert (
+        await api.register(shared, key="key-beta-0123456789", metadata={"who": "beta"})
+    ).status_code == 201
 
     tasks, next_cursor = await list_page(api)
     assert next_cursor is None
     assert ids(tasks) == [shared, *reversed(alpha)]
     assert tasks[0]["metadata"] == {"who": "alpha"}
     assert_newest_first(tasks)
-    # key-alpha-2 names the same tenant: the same listing.
-    assert ids((await list_page(api, "key-alpha-2"))[0]) == ids(tasks)
+    # key-alpha-0123456789-2 names the same tenant: the same listing.
+    assert ids((await list_page(api, "key-alpha-0123456789-2"))[0]) == ids(tasks)
 
-    beta_tasks, _ = await list_page(api, "key-beta")
+    beta_tasks, _ = await list_page(api, "key-beta-0123456789")
     assert ids(beta_tasks) == [shared, *reversed(beta)]
     assert beta_tasks[0]["metadata"] == {"who": "beta"}
     # Every item is the full task resource.
@@ -261,7 +263,7 @@ async def test_status_filter_pages_through_only_that_status(
     for status in ("queued", "failed", "timed_out"):
         assert (await list_all(api, limit=3, status=status))[0] == []
     # Other tenants' tasks never show, whatever the filter.
-    assert (await list_all(api, "key-beta", limit=3, status="succeeded"))[0] == []
+    assert (await list_all(api, "key-beta-0123456789", limit=3, status="succeeded"))[0] == []
     everything, _ = await list_all(api, limit=5)
     assert sorted(ids(everything)) == sorted(done + running)
 
@@ -363,9 +365,9 @@ async def test_wait_is_404_for_other_tenants_and_unknown_tasks(api: Api) -> None
     await api.register(task_id)
     loop = asyncio.get_running_loop()
     for path, key in [
-        (f"/v1/tasks/{task_id}/wait", "key-beta"),
-        (f"/v1/tasks/{new_id()}/wait", "key-alpha"),
-        ("/v1/tasks/not-a-uuid/wait", "key-alpha"),
+        (f"/v1/tasks/{task_id}/wait", "key-beta-0123456789"),
+        (f"/v1/tasks/{new_id()}/wait", "key-alpha-0123456789"),
+        ("/v1/tasks/not-a-uuid/wait", "key-alpha-0123456789"),
     ]:
         started = loop.time()
         response = await api.client.get(

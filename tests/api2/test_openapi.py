@@ -35,7 +35,7 @@ from tests.api2 import GRID, new_id
 from tests.conftest import Api
 from tests.servers import Receiver, ScriptedUpstream
 
-AUTH = {"Authorization": "Bearer key-alpha"}
+AUTH = {"Authorization": "Bearer key-alpha-0123456789"}
 UPSTREAM_SECRET = {"x-webhook-secret": "upstream-hook-secret"}  # fast_env's
 CHECKS = [
     not_a_server_error,
@@ -321,7 +321,7 @@ async def test_real_answers_of_every_operation_conform_to_the_description(
     receiver.statuses = [500] * 4  # the first delivery fails for good (1 + 3 retries)
     assert (await api.register(task_id, webhook_url=receiver.url + "/hook")).status_code == 201
     assert (await api.register(idle_id, events=[])).status_code == 201
-    assert (await api.register(beta_id, key="key-beta")).status_code == 201
+    assert (await api.register(beta_id, key="key-beta-0123456789")).status_code == 201
     await api.wait_status(task_id, "succeeded")
     await api.wait_status(idle_id, "running")
     await receiver.wait_for(4)

@@ -1,5 +1,5 @@
 """`POST /v1/upstream/webhook`: the upstream's own callback, checked against
-RELAY_UPSTREAM_WEBHOOK_SECRET and handled like a poll's answer (without counting as one)."""
+RELAY_UPSTREAM_WEBHOOK_SECRET; a signal to fetch the task at once, never data to believe."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from tests.servers import Receiver, ScriptedUpstream
 
 SECRET = "upstream-hook-secret"  # fast_env's RELAY_UPSTREAM_WEBHOOK_SECRET
 PATH = "/v1/upstream/webhook"
-# Polls stay out of the way: the first fetch comes at once, the next not for 30 s.
-NO_POLLS = {"RELAY_POLL_MIN_INTERVAL": "30", "RELAY_POLL_MAX_INTERVAL": "60"}
+# Registered with `upstream_webhook: true`, a task is polled at once, then every
+# RELAY_POLL_MAX_INTERVAL: here a minute, so within a test only callbacks make fetches.
+NO_POLLS = {"RELAY_POLL_MIN_INTERVAL": "1", "RELAY_POLL_MAX_INTERVAL": "60"}
 
 
 def processing(task_id: str, percentage: str = "30") -> dict[str, Any]:
@@ -173,34 +174,43 @@ async def test_a_deleted_task_is_ignored_too(api: Api) -> None:
     assert (await api.client.delete(f"/v1/tasks/{task_id}")).status_code == 204
     response = await post_hook(api, {"task_id": task_id, **GRID})
     assert response.status_code == 202
-    assert response.json()["status"] in ("ignored", "unchanged", "accepted")
+    assert response.json()["status"] == "ignored"
     assert (await api.task(task_id)).status_code == 404
 
 
 # --- a tracked task -----------------------------------------------------------------------------
 
 
+async def settle(upstream: ScriptedUpstream, task_id: str, calls: int, timeout: float = 5) -> None:
+    """Wait until the upstream has been asked about the task `calls` times."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while upstream.calls[task_id] < calls:
+        assert loop.time() < deadline, f"only {upstream.calls[task_id]} fetches of {task_id}"
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.usefixtures("worker")
 @pytest.mark.parametrize("env_overrides", [NO_POLLS])
-async def test_the_upstream_webhook_finishes_a_task_at_once_without_a_poll(
+async def test_a_true_callback_makes_a_fetch_that_ends_the_task(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    # Polling alone would never finish it.
     upstream.script(task_id, processing(task_id))
-    response = await api.register(task_id, webhook_url=receiver.url, metadata={"order": 9})
+    response = await api.register(
+        task_id, webhook_url=receiver.url, metadata={"order": 9}, upstream_webhook=True
+    )
     assert response.status_code == 201
     running = await api.wait_status(task_id, "running")
     assert running["polls"] == 1 and upstream.calls[task_id] == 1
 
-    loop = asyncio.get_running_loop()
-    sent_at = loop.time()
+    # The task finished upstream, and the upstream calls back.
+    upstream.script(task_id, {"task_id": task_id, **GRID})
     response = await post_hook(api, {"task_id": task_id, **GRID})
     assert response.status_code == 202, response.text
-    assert response.json() == {"status": "accepted"}
+    assert response.json() == {"status": "signalled"}
+    # The next poll is a minute away: only the callback's fetch can bring the event.
     await receiver.wait_for(1, timeout=5)
-    took = loop.time() - sent_at
-    assert took < 1.0, f"the consumer's webhook came {took:.2f} s after the upstream's"
 
     (event,) = [Webhook(WEBHOOK_SECRET).verify(r.body, r.headers) for r in receiver.received]
     assert event["type"] == "task.succeeded"
@@ -210,51 +220,89 @@ async def test_the_upstream_webhook_finishes_a_task_at_once_without_a_poll(
     assert data["result"]["images"] == GRID["image_urls"]
     assert data["result"]["grid_image"] == GRID["original_image_url"]
     assert data["metadata"] == {"order": 9}
-    assert data["polls"] == 1, "the upstream's webhook is not a poll"
+    assert data["polls"] == 2, "the callback's fetch counts as a poll"
     resource = (await api.task(task_id)).json()
-    assert resource["status"] == "succeeded" and resource["polls"] == 1
-    assert resource["completed_at"] is not None
-    assert upstream.calls[task_id] == 1
+    assert resource["status"] == "succeeded" and resource["polls"] == 2
+    assert upstream.calls[task_id] == 2
 
-    # The same webhook again (the upstream retries its own): no second event.
+    # The same webhook again (the upstream retries its own): nothing more.
     again = await post_hook(api, {"task_id": task_id, **GRID})
     assert again.status_code == 202, again.text
-    assert again.json()["status"] in ("unchanged", "ignored")
+    assert again.json()["status"] == "ignored"
     await asyncio.sleep(0.4)
     assert len(receiver.received) == 1
+    assert upstream.calls[task_id] == 2
     assert (await api.task(task_id)).json() == resource
 
 
 @pytest.mark.usefixtures("worker")
 @pytest.mark.parametrize("env_overrides", [NO_POLLS])
-async def test_progress_by_webhook_updates_the_resource_and_sends_progress(
+async def test_a_forged_callback_changes_nothing(
+    api: Api, upstream: ScriptedUpstream, receiver: Receiver
+) -> None:
+    task_id = new_id()
+    # The upstream's own fetch says processing, whatever a callback claims.
+    upstream.script(task_id, processing(task_id, "30"))
+    events = ["task.progress", "task.succeeded", "task.failed"]
+    await api.register(task_id, webhook_url=receiver.url, events=events, upstream_webhook=True)
+    await receiver.wait_for(1)  # the first poll's progress (running, 30)
+    before = (await api.task(task_id)).json()
+
+    forged = {"task_id": task_id, **GRID, "image_urls": ["https://evil.example/x.png"]}
+    response = await post_hook(api, forged)
+    assert response.status_code == 202 and response.json() == {"status": "signalled"}
+    # The callback's fetch and its repeats (it still answered the old state) all come.
+    await settle(upstream, task_id, 2 + 3, timeout=10)
+    await asyncio.sleep(0.3)
+    assert [e["type"] for e in receiver.events()] == ["task.progress"]
+    after = (await api.task(task_id)).json()
+    assert after["status"] == "running" and after["progress"] == 30
+    assert after["result"] == before["result"]
+    assert after["polls"] == 5
+    # Then the safety net's minute: no more fetches for this callback.
+    await asyncio.sleep(1.0)
+    assert upstream.calls[task_id] == 5
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("env_overrides", [NO_POLLS])
+async def test_a_callback_ahead_of_the_fetch_is_fetched_again(
+    api: Api, upstream: ScriptedUpstream, receiver: Receiver
+) -> None:
+    task_id = new_id()
+    # First poll, then the callback's own fetch still answer processing; the next is done.
+    upstream.script(
+        task_id, processing(task_id), processing(task_id), {"task_id": task_id, **GRID}
+    )
+    await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
+    await api.wait_status(task_id, "running")
+    assert (await post_hook(api, {"task_id": task_id, **GRID})).status_code == 202
+    await receiver.wait_for(1, timeout=5)
+    assert receiver.events()[0]["type"] == "task.succeeded"
+    assert receiver.events()[0]["data"]["polls"] == 3
+    assert upstream.calls[task_id] == 3
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("env_overrides", [NO_POLLS])
+async def test_progress_by_callback_comes_from_the_fetch(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
     upstream.script(task_id, processing(task_id, "10"))
     events = ["task.progress", "task.succeeded"]
-    await api.register(task_id, webhook_url=receiver.url, events=events)
+    await api.register(task_id, webhook_url=receiver.url, events=events, upstream_webhook=True)
     await receiver.wait_for(1)  # the first poll's progress (running, 10)
 
-    response = await post_hook(api, processing(task_id, "55"))
-    assert response.status_code == 202 and response.json() == {"status": "accepted"}
-    await receiver.wait_for(2, timeout=2)
+    upstream.script(task_id, processing(task_id, "55"))
+    # The callback's body says 90; the fetch says 55, and the fetch is what counts.
+    response = await post_hook(api, processing(task_id, "90"))
+    assert response.status_code == 202 and response.json() == {"status": "signalled"}
+    await receiver.wait_for(2, timeout=5)
     assert receiver.events()[1]["type"] == "task.progress"
     assert receiver.events()[1]["data"]["progress"] == 55
     resource = (await api.task(task_id)).json()
-    assert resource["progress"] == 55 and resource["polls"] == 1
-
-    # The same progress again changes nothing.
-    again = await post_hook(api, processing(task_id, "55"))
-    assert again.json() == {"status": "unchanged"}
-    await post_hook(api, {"task_id": task_id, **GRID})
-    await receiver.wait_for(3, timeout=2)
-    await asyncio.sleep(0.2)
-    assert [e["type"] for e in receiver.events()] == [
-        "task.progress",
-        "task.progress",
-        "task.succeeded",
-    ]
+    assert resource["progress"] == 55 and resource["polls"] == 2
 
 
 @pytest.mark.usefixtures("worker")
@@ -264,79 +312,118 @@ async def test_one_upstream_webhook_serves_every_tenant(
 ) -> None:
     task_id = new_id()
     upstream.script(task_id, processing(task_id))
-    await api.register(task_id, webhook_url=receiver.url + "/a")
-    await api.register(task_id, key="key-beta", webhook_url=receiver.url + "/b")
+    await api.register(task_id, webhook_url=receiver.url + "/a", upstream_webhook=True)
+    await api.register(
+        task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/b", upstream_webhook=True
+    )
     await api.wait_status(task_id, "running")
+    upstream.script(task_id, {"task_id": task_id, **GRID})
     assert (await post_hook(api, {"task_id": task_id, **GRID})).status_code == 202
-    await receiver.wait_for(2, timeout=2)
+    await receiver.wait_for(2, timeout=5)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 2
     assert {e["type"] for e in receiver.events()} == {"task.succeeded"}
+    assert upstream.calls[task_id] == 2, "one fetch serves both tenants"
+
+
+GRACE = {"RELAY_FAILED_GRACE": "0.3", "RELAY_POLL_MIN_INTERVAL": "0.05"}
 
 
 @pytest.mark.usefixtures("worker")
-@pytest.mark.parametrize(
-    "env_overrides",
-    [{"RELAY_FAILED_GRACE": "0.3", "RELAY_POLL_MIN_INTERVAL": "0.05"}],
-)
-async def test_a_failed_by_webhook_gets_the_grace_before_task_failed(
+@pytest.mark.parametrize("env_overrides", [{**GRACE, "RELAY_POLL_MAX_INTERVAL": "60"}])
+async def test_a_failed_by_callback_gets_the_grace_before_task_failed(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
     upstream.script(task_id, processing(task_id))
-    await api.register(task_id, webhook_url=receiver.url)
+    await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
     before = await api.wait_status(task_id, "running")
     assert before["upstream_status"] == "processing"
 
-    loop = asyncio.get_running_loop()
     failed = {
         "task_id": task_id,
         "task_type": "imagine",
         "status": "failed",
         "error": "Content policy violation",
     }
-    sent_at = loop.time()
-    response = await post_hook(api, failed)
-    # From now on the upstream says `failed` too, so the poll after the grace confirms it.
     upstream.script(task_id, failed)
+    response = await post_hook(api, failed)
     assert response.status_code == 202, response.text
-    assert response.json() == {"status": "accepted"}
+    await settle(upstream, task_id, 2)
 
     held = (await api.task(task_id)).json()
-    assert held["status"] == "running", "during the grace the status stays as it was"
-    assert held["upstream_status"] == "failed"
-    assert held["completed_at"] is None
-    await asyncio.sleep(0.15)
-    assert receiver.received == [], "no task.failed before the grace is over"
-    assert (await api.task(task_id)).json()["status"] == "running"
-
+    if held["status"] == "running":  # read before the grace's fetch, as it nearly always is
+        assert held["upstream_status"] in ("processing", "failed")
+        assert held["completed_at"] is None
+    # The grace wins over the safety net's minute: its fetch confirms the failure.
     await receiver.wait_for(1, timeout=5)
-    waited = loop.time() - sent_at
-    assert waited >= 0.28, f"task.failed came {waited:.2f} s after the webhook, within the grace"
     (event,) = [Webhook(WEBHOOK_SECRET).verify(r.body, r.headers) for r in receiver.received]
     assert event["type"] == "task.failed"
     assert event["data"]["status"] == "failed"
     assert event["data"]["error"] == "Content policy violation"
     resource = (await api.task(task_id)).json()
     assert resource["status"] == "failed"
-    assert resource["polls"] >= 2, "a poll after the grace confirmed it"
+    assert resource["polls"] >= 3, "the first poll, the callback's fetch, the grace's fetch"
 
 
 @pytest.mark.usefixtures("worker")
-@pytest.mark.parametrize(
-    "env_overrides",
-    [{"RELAY_FAILED_GRACE": "0.3", "RELAY_POLL_MIN_INTERVAL": "0.05"}],
-)
-async def test_a_failed_by_webhook_that_the_upstream_retries_ends_well(
+@pytest.mark.parametrize("env_overrides", [{**GRACE, "RELAY_POLL_MAX_INTERVAL": "60"}])
+async def test_a_failed_by_callback_that_the_upstream_retries_ends_well(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
     upstream.script(task_id, processing(task_id))
-    await api.register(task_id, webhook_url=receiver.url)
+    await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
     await api.wait_status(task_id, "running")
-    response = await post_hook(api, {"task_id": task_id, "status": "failed", "error": "transient"})
-    # The upstream retried its failed task: the poll after the grace finds it finished.
-    upstream.script(task_id, {"task_id": task_id, **GRID})
-    assert response.json() == {"status": "accepted"}
+    # The callback's fetch says failed; the upstream then retries and finishes the task.
+    upstream.script(
+        task_id,
+        {"task_id": task_id, "status": "failed", "error": "transient"},
+        {"task_id": task_id, **GRID},
+    )
+    upstream.calls[task_id] = 0
+    response = await post_hook(api, {"task_id": task_id, "status": "failed", "error": "x"})
+    assert response.json() == {"status": "signalled"}
     await receiver.wait_for(1, timeout=5)
     await asyncio.sleep(0.2)
     assert [e["type"] for e in receiver.events()] == ["task.succeeded"]
+
+
+# --- upstream_webhook: true, and the callback never comes --------------------------------------
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize(
+    "env_overrides", [{"RELAY_POLL_MIN_INTERVAL": "0.05", "RELAY_POLL_MAX_INTERVAL": "0.4"}]
+)
+async def test_a_lost_callback_still_ends_the_task_by_polling(
+    api: Api, upstream: ScriptedUpstream, receiver: Receiver
+) -> None:
+    task_id = new_id()
+    answers = [processing(task_id, str(p)) for p in (10, 40, 70)]
+    upstream.script(task_id, *answers, {"task_id": task_id, **GRID})
+    await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
+    await receiver.wait_for(1, timeout=10)
+    assert receiver.events()[0]["type"] == "task.succeeded"
+    assert upstream.calls[task_id] == 4
+    # Polled at once, then only every RELAY_POLL_MAX_INTERVAL (a gap is never shorter).
+    times = [t for t, tid in upstream.call_times if tid == task_id]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(gaps) == 3 and min(gaps) >= 0.35, gaps
+
+
+async def test_upstream_webhook_is_part_of_the_registration(api: Api) -> None:
+    task_id = new_id()
+    assert (await api.register(task_id, upstream_webhook=True)).status_code == 201
+    assert (await api.register(task_id, upstream_webhook=True)).status_code == 200
+    conflict = await api.register(task_id)
+    assert_error(conflict, 409, "upstream_webhook")
+    conflict = await api.register(task_id, upstream_webhook=False)
+    assert_error(conflict, 409, "upstream_webhook")
+    other = new_id()
+    assert (await api.register(other, upstream_webhook=False)).status_code == 201
+    assert (await api.register(other)).status_code == 200, "false is the default"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, "true", [], {}])
+async def test_upstream_webhook_must_be_a_boolean(api: Api, value: Any) -> None:
+    assert_error(await api.register(new_id(), upstream_webhook=value), 422, "upstream_webhook")

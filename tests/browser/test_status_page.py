@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = "/tmp/status-page.png"
-KEY_ALPHA = "key-alpha"
+KEY_ALPHA = "key-alpha-0123456789"
 
 pw.expect.set_options(timeout=10_000)
 expect = pw.expect
@@ -342,11 +342,11 @@ async def test_another_tenant_sees_none_of_alphas_tasks(
         await api.register(task_id, webhook_url=failing_receiver.url)
     beta_task = new_id()
     upstream.script(beta_task, answer(beta_task, "processing", percentage="10"))
-    assert (await api.register(beta_task, key="key-beta")).status_code == 201
+    assert (await api.register(beta_task, key="key-beta-0123456789")).status_code == 201
     for task_id in alpha_tasks:
         await wait_delivery(api, task_id, "failed")
 
-    await tab.sign_in("key-beta")
+    await tab.sign_in("key-beta-0123456789")
     await expect(tab.by("task-row")).to_have_count(1)
     assert await tab.row_ids() == [beta_task]
     await expect(tab.by("failed-empty")).to_be_visible()

@@ -291,7 +291,7 @@ async def test_one_poll_serves_every_tenant(
     )
     first = await api.register(task_id, webhook_url=receiver.url + "/alpha", metadata={"t": "a"})
     second = await api.register(
-        task_id, key="key-beta", webhook_url=receiver.url + "/beta", metadata={"t": "b"}
+        task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/beta", metadata={"t": "b"}
     )
     assert first.status_code == second.status_code == 201
     await receiver.wait_for(2)
@@ -309,7 +309,9 @@ async def test_a_tenant_joining_a_final_task_gets_its_event_at_once(
     upstream.script(task_id, {"task_id": task_id, **GRID})
     await api.register(task_id, webhook_url=receiver.url + "/alpha")
     await receiver.wait_for(1)
-    response = await api.register(task_id, key="key-beta", webhook_url=receiver.url + "/beta")
+    response = await api.register(
+        task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/beta"
+    )
     assert response.status_code == 201
     assert response.json()["status"] == "succeeded"
     await receiver.wait_for(2)

@@ -29,7 +29,7 @@ from workers.worker import SHUTDOWN_GRACE
 
 FINAL_TYPES = {"task.succeeded", "task.failed", "task.timed_out"}
 ALL_EVENTS = ["task.progress", *sorted(FINAL_TYPES)]
-KEYS = {"alpha": "key-alpha", "beta": "key-beta"}
+KEYS = {"alpha": "key-alpha-0123456789", "beta": "key-beta-0123456789"}
 
 
 @pytest.fixture
@@ -338,7 +338,9 @@ async def test_sigterm_writes_the_outcome_of_webhook_attempts_in_flight(
         await cluster.start(workers=1)
         (worker,) = cluster.workers
         async with httpx.AsyncClient(
-            base_url=cluster.base_url, headers={"authorization": "Bearer key-alpha"}, timeout=10
+            base_url=cluster.base_url,
+            headers={"authorization": "Bearer key-alpha-0123456789"},
+            timeout=10,
         ) as client:
             for task_id in task_ids:
                 reply = await client.post(
@@ -373,7 +375,9 @@ async def test_sigterm_writes_the_outcome_of_polls_in_flight(
     await cluster.start(workers=1)
     (worker,) = cluster.workers
     async with httpx.AsyncClient(
-        base_url=cluster.base_url, headers={"authorization": "Bearer key-alpha"}, timeout=10
+        base_url=cluster.base_url,
+        headers={"authorization": "Bearer key-alpha-0123456789"},
+        timeout=10,
     ) as client:
         for task_id in task_ids:
             reply = await client.post("/v1/tasks", json={"task_id": task_id, "events": []})

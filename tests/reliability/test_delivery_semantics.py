@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 FINAL = {"task.succeeded", "task.failed", "task.timed_out"}
 ALL_EVENTS = ["task.progress", *sorted(FINAL)]
-BETA = {"authorization": "Bearer key-beta"}
+BETA = {"authorization": "Bearer key-beta-0123456789"}
 
 
 @pytest.fixture
@@ -86,7 +86,9 @@ async def test_410_gone_ends_that_registrations_webhooks_only(
     )
     assert (await api.register(task_id, webhook_url=gone.url, events=ALL_EVENTS)).status_code == 201
     assert (
-        await api.register(task_id, key="key-beta", webhook_url=fine.url, events=ALL_EVENTS)
+        await api.register(
+            task_id, key="key-beta-0123456789", webhook_url=fine.url, events=ALL_EVENTS
+        )
     ).status_code == 201
 
     async def beta_final() -> bool:

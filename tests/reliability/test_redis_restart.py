@@ -115,7 +115,7 @@ async def test_api_answers_503_while_redis_is_down_and_keeps_registrations(
     try:
         await wait_ready(base_url, api)
         async with httpx.AsyncClient(
-            base_url=base_url, headers={"authorization": "Bearer key-alpha"}, timeout=15
+            base_url=base_url, headers={"authorization": "Bearer key-alpha-0123456789"}, timeout=15
         ) as client:
             task_ids = script_tasks(upstream, 20, 0)
             await register(client, task_ids, receiver.url)
@@ -162,7 +162,7 @@ async def test_worker_survives_a_redis_restart_and_every_final_event_is_delivere
         await wait_ready(base_url, api)
         await worker.wait_output("worker started")
         async with httpx.AsyncClient(
-            base_url=base_url, headers={"authorization": "Bearer key-alpha"}, timeout=15
+            base_url=base_url, headers={"authorization": "Bearer key-alpha-0123456789"}, timeout=15
         ) as client:
             # Some tasks end before the crash, most are still running through it.
             task_ids = script_tasks(upstream, 40, 5)
