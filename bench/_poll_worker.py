@@ -28,8 +28,8 @@ from workers.worker import shutdown, startup
 
 
 def transport_for(name: str, max_connections: int) -> Any:
+    from bench._httpx_transport import HttpxTransport
     from relay.outbound import AiohttpTransport
-    from relay.outbound.httpx_transport import HttpxTransport
 
     if name == "aiohttp":
         return AiohttpTransport(max_connections=max_connections)

@@ -1,4 +1,4 @@
-"""The `Transport` interface over an httpx client, kept for comparison in bench/.
+"""The `Transport` interface over an httpx client: the benchmarks' comparison, not shipped.
 
 httpx measured several times slower than aiohttp at the worker's
 concurrency (its pool rescans every connection per request), so the relay
