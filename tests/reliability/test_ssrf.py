@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import secrets
 import socket
 import uuid
@@ -36,9 +37,19 @@ LOOPBACK_SPELLINGS = [
     "http://127.0.0.2:{port}/",
     "http://0.0.0.0:{port}/",
     "http://[::ffff:127.0.0.1]:{port}/",
+    "http://[::127.0.0.1]:{port}/",
+    "http://[::ffff:0:7f00:1]:{port}/",
+    "http://[64:ff9b::7f00:1]:{port}/",
+    "http://[2002:7f00:1::1]:{port}/",
+    # numeric forms the C resolver reads as 127.0.0.1
+    "http://127.1:{port}/",
+    "http://127.0.1:{port}/",
+    "http://2130706433:{port}/",
+    "http://0x7f.0.0.1:{port}/",
+    "http://0x7f.1:{port}/",
+    "http://0177.0.0.1:{port}/",
+    "http://017700000001:{port}/",
 ]
-# aiohttp refuses these as not canonical before any connection: refused all the same.
-ODD_SPELLINGS = ["http://127.1:{port}/", "http://2130706433:{port}/", "http://0x7f.0.0.1:{port}/"]
 
 
 @pytest.fixture
@@ -48,16 +59,45 @@ async def guarded() -> AsyncIterator[AiohttpTransport]:
     await transport.close()
 
 
-@pytest.mark.parametrize("template", LOOPBACK_SPELLINGS + ODD_SPELLINGS)
+@pytest.mark.parametrize("template", LOOPBACK_SPELLINGS)
 async def test_the_guarded_transport_refuses_loopback(
     guarded: AiohttpTransport, receiver: Receiver, template: str
 ) -> None:
     url = template.format(port=receiver.port)
     with pytest.raises(TransportError) as caught:
         await guarded.post(url, b"{}", {"content-type": "application/json"}, 2.0)
-    if template in LOOPBACK_SPELLINGS:
-        assert caught.value.kind == "blocked", (caught.value.kind, str(caught.value))
+    assert caught.value.kind == "blocked", (caught.value.kind, str(caught.value))
+    assert "127.0.0.1" not in str(caught.value) or "127.0.0.1" in url, str(caught.value)
     await asyncio.sleep(0.05)
+    assert receiver.received == []
+
+
+def test_aiohttp_refuses_non_canonical_numeric_hosts_itself() -> None:
+    """The pinned aiohttp (>=3.14.1) refuses them at connection even without the guard."""
+    from importlib.metadata import version
+
+    from aiohttp.helpers import is_canonical_ipv4_address
+
+    major, minor, patch = (int(p) for p in version("aiohttp").split(".")[:3])
+    assert (major, minor, patch) >= (3, 14, 1)
+    assert not is_canonical_ipv4_address("2130706433")
+    assert not is_canonical_ipv4_address("127.1")
+    assert is_canonical_ipv4_address("127.0.0.1")
+
+
+async def test_an_unguarded_transport_refuses_non_canonical_numeric_hosts(
+    receiver: Receiver,
+) -> None:
+    """aiohttp itself: `2130706433` is not sent to the socket layer as 127.0.0.1."""
+    transport = AiohttpTransport(guard=None)
+    try:
+        for host in ("2130706433", "127.1", "017700000001"):
+            with pytest.raises(TransportError):
+                await transport.post(
+                    f"http://{host}:{receiver.port}/", b"{}", {"content-type": "x"}, 2.0
+                )
+    finally:
+        await transport.close()
     assert receiver.received == []
 
 
@@ -79,6 +119,144 @@ async def test_the_same_receiver_is_reached_when_private_webhooks_are_allowed(
 NO_PRIVATE = {"RELAY_ALLOW_PRIVATE_WEBHOOKS": "0"}
 
 
+def resolve_to(monkeypatch: pytest.MonkeyPatch, name: str, addresses: list[str]) -> list[str]:
+    """Make aiohttp's resolver answer `addresses` for `name` (as a changed DNS would).
+
+    Returns the list of hosts it is asked for, to show the name went through it.
+    """
+    original = aiohttp.ThreadedResolver.resolve
+    asked: list[str] = []
+
+    async def resolve(
+        self: aiohttp.ThreadedResolver,
+        host: str,
+        port: int = 0,
+        family: socket.AddressFamily = socket.AF_INET,
+    ) -> Any:
+        asked.append(host)
+        if host != name:
+            return await original(self, host, port, family)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    monkeypatch.setattr(aiohttp.ThreadedResolver, "resolve", resolve)
+    return asked
+
+
+def teredo_url(client: str) -> str:
+    inverted = ~int(ipaddress.IPv4Address(client)) & 0xFFFFFFFF
+    return f"http://[{ipaddress.IPv6Address((0x20010000_4136E378_800063BF << 32) | inverted)}]/"
+
+
+# Each is refused at registration with RELAY_ALLOW_PRIVATE_WEBHOOKS=0, accepted with 1.
+NON_PUBLIC_HOOKS = [
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[::ffff:0:7f00:1]/hook",  # SIIT
+    "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of the metadata server
+    "http://[64:ff9b:1::808:808]/hook",  # local-use NAT64, whatever it carries
+    "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 of the metadata server
+    teredo_url("10.0.0.1"),
+    "http://[fec0::1]/hook",  # deprecated site-local
+    "http://[fd00:ec2::254]/latest/meta-data/",  # AWS metadata over IPv6
+    "http://168.63.129.16/machine",  # Azure's wire server, in public space
+    "http://169.254.169.254/latest/meta-data/",
+    "http://100.100.100.200/latest/meta-data/",
+    "http://[ff02::1]/hook",
+    "http://[100::1]/hook",
+    "http://[2001:db8::1]/hook",
+    "http://[4000::1]/hook",  # outside global unicast
+    "http://192.0.2.1/hook",
+    "http://198.18.0.1/hook",
+    "http://[::]/hook",
+    "http://2130706433/hook",  # numeric forms: no DNS needed to refuse them
+    "http://0x7f.1/hook",
+    "http://0177.0.0.1/hook",
+    "http://127.1/hook",
+    "http://0xA9FEA9FE/latest/meta-data/",
+    "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/hook",  # fullwidth digits
+]
+PUBLIC_HOOKS = [
+    "https://8.8.8.8/hook",
+    "https://[2606:4700::1111]/hook",
+    "https://[::ffff:8.8.8.8]/hook",
+    "https://[64:ff9b::808:808]/hook",
+    "https://[2002:808:808::1]/hook",
+    teredo_url("8.8.8.8"),
+    "https://168.63.129.17/hook",
+]
+
+
+@pytest.mark.parametrize("env_overrides", [NO_PRIVATE])
+async def test_the_address_table_at_registration(api: Api) -> None:
+    wrong: list[str] = []
+    for url in NON_PUBLIC_HOOKS:
+        task_id = str(uuid.uuid4())
+        reply = await api.register(task_id, webhook_url=url)
+        error = reply.json().get("error", {})
+        if reply.status_code != 422 or error.get("field") != "webhook_url":
+            wrong.append(f"{url} answered {reply.status_code} {reply.text}")
+        elif "non-public" not in error["message"] and "loopback" not in error["message"]:
+            wrong.append(f"{url}: {error['message']}")
+        elif (await api.task(task_id)).status_code != 404:
+            wrong.append(f"{url} was stored")
+    for url in PUBLIC_HOOKS:
+        reply = await api.register(str(uuid.uuid4()), webhook_url=url)
+        if reply.status_code != 201:
+            wrong.append(f"{url} answered {reply.status_code} {reply.text}")
+    assert wrong == []
+
+
+async def test_the_same_table_is_accepted_when_private_webhooks_are_allowed(api: Api) -> None:
+    """The control: fast_env sets RELAY_ALLOW_PRIVATE_WEBHOOKS=1."""
+    for url in NON_PUBLIC_HOOKS:
+        reply = await api.register(str(uuid.uuid4()), webhook_url=url)
+        assert reply.status_code == 201, (url, reply.text)
+
+
+# What a name may resolve to at connection time, each refused (with a public one beside it).
+RESOLVED_AT_CONNECTION = [
+    ["127.0.0.1"],
+    ["::1"],
+    ["::ffff:127.0.0.1"],
+    ["::127.0.0.1"],
+    ["::ffff:0:7f00:1"],
+    ["64:ff9b:1::1"],
+    ["fec0::1"],
+    ["10.0.0.1"],
+    ["169.254.169.254"],
+    ["168.63.129.16"],
+    ["fd00:ec2::254"],
+    ["93.184.215.14", "127.0.0.1"],
+]
+
+
+@pytest.mark.parametrize("addresses", RESOLVED_AT_CONNECTION, ids=",".join)
+async def test_a_name_resolving_to_a_non_public_address_at_connection_is_blocked(
+    guarded: AiohttpTransport,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    addresses: list[str],
+) -> None:
+    name = "hooks.relay-test.invalid"
+    asked = resolve_to(monkeypatch, name, addresses)
+    with pytest.raises(TransportError) as caught:
+        await guarded.post(f"http://{name}:{receiver.port}/", b"{}", {"content-type": "x"}, 2.0)
+    assert caught.value.kind == "blocked", (caught.value.kind, str(caught.value))
+    assert str(caught.value) == f"{name} resolves to a non-public address"
+    assert name in asked
+    assert receiver.received == []
+
+
 @pytest.mark.parametrize("env_overrides", [NO_PRIVATE])
 async def test_a_name_resolving_to_loopback_at_delivery_is_blocked(
     api: Api,
@@ -97,30 +275,7 @@ async def test_a_name_resolving_to_loopback_at_delivery_is_blocked(
     accepted = await api.register(task_id, webhook_url=f"http://{name}:{receiver.port}/hook")
     assert accepted.status_code == 201, "a name that does not resolve yet is accepted"
 
-    original = aiohttp.ThreadedResolver.resolve
-    asked: list[str] = []
-
-    async def resolve(
-        self: aiohttp.ThreadedResolver,
-        host: str,
-        port: int = 0,
-        family: socket.AddressFamily = socket.AF_INET,
-    ) -> Any:
-        asked.append(host)
-        if host == name:  # the DNS changed: the name now leads to loopback
-            return [
-                {
-                    "hostname": host,
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "family": socket.AF_INET,
-                    "proto": 0,
-                    "flags": socket.AI_NUMERICHOST,
-                }
-            ]
-        return await original(self, host, port, family)
-
-    monkeypatch.setattr(aiohttp.ThreadedResolver, "resolve", resolve)
+    asked = resolve_to(monkeypatch, name, ["127.0.0.1"])  # the DNS changed: now loopback
 
     found: list[dict[str, Any]] = []
 
@@ -138,6 +293,7 @@ async def test_a_name_resolving_to_loopback_at_delivery_is_blocked(
     for attempt in attempts:
         assert attempt["status_code"] is None
         assert attempt["error"] and attempt["error"].startswith("blocked"), attempt
+        assert "127.0.0.1" not in attempt["error"], "the resolved address is named"
     assert name in asked, "the delivery did not resolve the name through the guard"
     assert receiver.received == []
 
