@@ -6,8 +6,9 @@ Each benchmark runs in a process of its own (`python -m bench.NAME`), prints
 its tables, and ends with one line per figure, `name value unit (note)`;
 this runner passes their output through and repeats every figure line at the
 end. `--tiny` runs each at a tiny size in a few seconds (the smoke test);
-`--only` picks benchmarks by name (repeatable). `bench.schedule_sim` runs
-too when it is there. Exit status: 1 if any benchmark failed.
+`--only` picks benchmarks by name (repeatable). `bench.callbacks` runs
+after them, `bench.schedule_sim` last when it is there. Exit status: 1 if
+any benchmark failed.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import time
 
 from bench._common import BENCHMARKS, REPO, RESULT_LINE
 
+# One feature's benchmarks, after the general ones: callbacks plays its run in real time.
+FEATURES = ("callbacks",)
 EXTRA = ("schedule_sim",)  # run when present; no --tiny of its own
 TINY_ARGS = {"schedule_sim": ["--tasks", "200"]}
 
 
 def available() -> list[str]:
-    names = list(BENCHMARKS)
+    """Every benchmark this runner knows, in the order it runs them."""
+    names = [*BENCHMARKS, *FEATURES]
     for name in EXTRA:
         if importlib.util.find_spec(f"bench.{name}") is not None:
             names.append(name)

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bench._common import BENCHMARKS, RESULT_LINE
+from bench.__main__ import available
+from bench._common import RESULT_LINE
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = [*BENCHMARKS]
-if (REPO / "bench" / "schedule_sim.py").exists():
-    NAMES.append("schedule_sim")
+NAMES = available()
 
 
 @pytest.mark.timeout(300)
