@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
-from relay.core import lifecycle
+from relay.core import callbacks, lifecycle
 from relay.core.lifecycle import Step
 from relay.core.schedule import PollPolicy
 from relay.metrics import Recorder
@@ -20,15 +21,22 @@ logger = logging.getLogger("relay.worker.poller")
 UNAUTHORIZED_PAUSE = 30.0  # a refused key holds every worker's calls this long, then one probes
 
 
-def step_for(claimed: ClaimedPoll, result: FetchResult, now: float, policy: PollPolicy) -> Step:
-    """What a fetch result does to the claimed task. Pure."""
+def step_for(
+    claimed: ClaimedPoll, result: FetchResult, now: float, policy: PollPolicy
+) -> tuple[Step, int | None]:
+    """What a fetch result does to the claimed task, and the callback signals left. Pure."""
     state = claimed.state
     if result.kind == "ok":
         assert result.observation is not None
-        return lifecycle.observe(state, result.observation, now, policy)
-    if result.kind == "not_found":
-        return lifecycle.not_found(state, now, policy)
-    return lifecycle.fault(state, now, policy, result.retry_after)
+        step = lifecycle.observe(state, result.observation, now, policy)
+    elif result.kind == "not_found":
+        step = lifecycle.not_found(state, now, policy)
+    else:
+        step = lifecycle.fault(state, now, policy, result.retry_after)
+    delay, signals = callbacks.follow_up(
+        state, step, policy, signals=claimed.signals, calls_back=claimed.calls_back
+    )
+    return dataclasses.replace(step, delay=delay), signals
 
 
 class Poller(ClaimLoop[ClaimedPoll, Outcome]):
@@ -80,9 +88,16 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
         self.recorder.inc("relay_polls_total", result.detail or result.kind)
         self.recorder.observe("relay_upstream_duration_seconds", after - now)
         await self._react(claimed, result, after)
-        step = step_for(claimed, result, after, self.policy)
+        step, signals = step_for(claimed, result, after, self.policy)
         self.writer.add(
-            Outcome(claimed.task_id, claimed.raw_state, step, claimed.polls + 1, claimed.lease)
+            Outcome(
+                claimed.task_id,
+                claimed.raw_state,
+                step,
+                claimed.polls + 1,
+                claimed.lease,
+                signals_after=signals,
+            )
         )
 
     async def _react(self, claimed: ClaimedPoll, result: FetchResult, now: float) -> None:

@@ -116,7 +116,7 @@ ENDPOINTS: list[Endpoint] = [
         "The upstream's own callback (x-webhook-secret), handled like a poll's answer",
         body=schemas.UpstreamAnswer, auth=False,
         responses={
-            202: (schemas.Accepted, "Accepted, a duplicate, or a task nobody tracks"),
+            202: (schemas.Accepted, "Signalled: the task is fetched now; or ignored"),
             400: (E, "A malformed body"),
             401: (E, "Missing or wrong x-webhook-secret"),
             413: (E, "The body is over 64 KiB"),

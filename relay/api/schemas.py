@@ -39,6 +39,13 @@ class RegistrationBody(msgspec.Struct):
     metadata: Annotated[
         dict[str, Any] | None, msgspec.Meta(description="Echoed in every webhook; at most 16 KiB")
     ] = None
+    upstream_webhook: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="The upstream will call /v1/upstream/webhook for this task: polls "
+            "become a sparse safety net"
+        ),
+    ] = None
 
 
 class Result(msgspec.Struct):
@@ -107,7 +114,10 @@ class BulkRedelivered(msgspec.Struct):
 
 
 class Accepted(msgspec.Struct):
-    status: Literal["accepted", "unchanged", "ignored"]
+    status: Annotated[
+        Literal["signalled", "ignored"],
+        msgspec.Meta(description="signalled: the task is fetched now; ignored: nobody tracks it"),
+    ]
 
 
 class Health(msgspec.Struct):

@@ -23,6 +23,7 @@ class RegistrationRequest:
     webhook_url: str | None
     events: tuple[str, ...]
     metadata: dict[str, Any]
+    upstream_webhook: bool = False
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -63,7 +64,16 @@ def parse_registration(payload: Any) -> RegistrationRequest:
         webhook_url=_webhook_url(payload.get("webhook_url")),
         events=_events(payload.get("events")),
         metadata=_metadata(payload.get("metadata")),
+        upstream_webhook=_flag("upstream_webhook", payload.get("upstream_webhook")),
     )
+
+
+def _flag(field: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(field, f"{field} must be true or false")
+    return value
 
 
 def _webhook_url(value: Any) -> str | None:

@@ -120,6 +120,9 @@ class Registration(msgspec.Struct, frozen=True):
     webhook_url: str | None = None
     events: tuple[str, ...] = DEFAULT_EVENTS
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The client asked the upstream to call the relay back for this task: polls are
+    # then only a sparse safety net (while every registration of the task says so).
+    upstream_webhook: bool = False
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -19,7 +19,13 @@ class StoredRegistration(
     msgspec.Struct,
     frozen=True,
     omit_defaults=True,
-    rename={"registered_at": "at", "webhook_url": "url", "events": "ev", "metadata": "md"},
+    rename={
+        "registered_at": "at",
+        "webhook_url": "url",
+        "events": "ev",
+        "metadata": "md",
+        "upstream_webhook": "uw",
+    },
 ):
     """A registration as stored under its task and tenant (which it need not repeat).
 
@@ -32,6 +38,7 @@ class StoredRegistration(
     webhook_url: str | None = None
     events: tuple[str, ...] = DEFAULT_EVENTS
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    upstream_webhook: bool = False
 
 
 _state = msgspec.json.Decoder(TaskState)
@@ -52,6 +59,7 @@ def dump_registration(registration: Registration) -> str:
             webhook_url=registration.webhook_url,
             events=events,
             metadata=registration.metadata,
+            upstream_webhook=registration.upstream_webhook,
         )
     )
 
@@ -66,6 +74,7 @@ def load_registration(raw: str, tenant: str, task_id: str) -> Registration:
         webhook_url=stored.webhook_url,
         events=stored.events,
         metadata=stored.metadata,
+        upstream_webhook=stored.upstream_webhook,
     )
 
 

@@ -22,6 +22,8 @@ class ClaimedPoll:
     state: TaskState
     polls: int
     lease: int
+    calls_back: bool = False  # every registration says the upstream calls back
+    signals: int = 0  # quick re-fetches the latest upstream callback still allows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +34,9 @@ class Outcome:
     raw_state: str
     step: Step
     polls_after: int
-    lease: int | None = None  # None: not from a claim (an upstream webhook)
+    lease: int | None = None  # None: not from a claim
     count_poll: bool = True
+    signals_after: int | None = None  # None: the stored count stays as it is
 
 
 class PollQueue:
@@ -45,6 +48,7 @@ class PollQueue:
         self.retention = int(retention)
         self._claim = redis.register_script(scripts.CLAIM_POLLS)
         self._apply = redis.register_script(scripts.APPLY)
+        self._signal = redis.register_script(scripts.SIGNAL)
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
         """Due tasks, and whether the shared rate limit held back others that were due."""
@@ -54,13 +58,22 @@ class PollQueue:
         lease_ms, flat, limited = int(reply[0]), reply[1], bool(reply[2])
         claimed: list[ClaimedPoll] = []
         orphans: list[str] = []
-        for i in range(0, len(flat), 3):
-            task_id, raw_state, polls = flat[i], flat[i + 1], flat[i + 2]
+        for i in range(0, len(flat), 5):
+            task_id, raw_state, polls, others, signals = flat[i : i + 5]
             if not raw_state:
                 orphans.append(task_id)  # its state expired: nothing left to poll
                 continue
             claimed.append(
-                ClaimedPoll(task_id, raw_state, load_state(raw_state), int(polls), lease_ms)
+                ClaimedPoll(
+                    task_id,
+                    raw_state,
+                    load_state(raw_state),
+                    int(polls),
+                    lease_ms,
+                    # No count at all: a task registered before callbacks were known.
+                    calls_back=others == "0",
+                    signals=int(signals or 0),
+                )
             )
         if orphans:
             await self.redis.zrem(keys.DUE, *orphans)
@@ -97,7 +110,15 @@ class PollQueue:
             step.event or "",
             event_id,
             event_json,
+            "" if outcome.signals_after is None else outcome.signals_after,
         ]
+
+    async def signal(self, task_id: str, now: float, signals: int) -> bool:
+        """The upstream called back for a task: poll it now. False if nobody tracks it."""
+        reply = await self._signal(
+            keys=[keys.task(task_id), keys.DUE], args=[task_id, to_ms(now), signals]
+        )
+        return str(reply) == "signalled"
 
     async def read(self, task_id: str) -> tuple[str, TaskState, int] | None:
         raw_state, polls = await self.redis.hmget(keys.task(task_id), ["state", "polls"])  # type: ignore[misc]

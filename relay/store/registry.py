@@ -48,6 +48,8 @@ def differing_field(stored: Registration, asked: Registration) -> str | None:
         return "events"
     if stored.metadata != asked.metadata:
         return "metadata"
+    if stored.upstream_webhook != asked.upstream_webhook:
+        return "upstream_webhook"
     return None
 
 
@@ -120,6 +122,7 @@ class Registry:
                 dump_registration(asked),
                 dump(initial),
                 to_ms(now),
+                1 if asked.upstream_webhook else 0,
             ]
         )
         outcome, raw_reg, raw_state, polls = reply

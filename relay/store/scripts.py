@@ -93,7 +93,11 @@ local function fan_out(task_id, event_id, etype, now, final, only_tenant)
 end
 """
 
-# ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now
+# ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now,
+#       upstream webhook (1: the upstream calls back for this registration, else 0)
+# `nw` in the task's hash counts the registrations that did not say the upstream
+# calls back: at 0 the task is polled only as a safety net. `u:<tenant>` marks a
+# registration that did, so that UNREGISTER can keep the count without decoding it.
 # Returns {outcome, registration, state, polls} as they are after the call, the
 # outcome being 'exists' (the tenant's registration was there: it is returned),
 # 'created' (a new task), 'joined' (a task others track) or 'final'.
@@ -101,6 +105,7 @@ REGISTER = (
     _FAN_OUT
     + """
 local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local calls_back = ARGV[7] == '1'
 local tkey = P .. 'task:' .. id
 local existed = redis.call('HEXISTS', tkey, 'state') == 1
 local function answer(outcome)
@@ -109,6 +114,12 @@ local function answer(outcome)
 end
 if redis.call('HSETNX', tkey, 'r:' .. tenant, reg) == 0 then
   return answer('exists')
+end
+if calls_back then
+  redis.call('HSET', tkey, 'u:' .. tenant, '1')
+  redis.call('HINCRBY', tkey, 'nw', 0)
+else
+  redis.call('HINCRBY', tkey, 'nw', 1)
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZADD', P .. 'tenant:' .. tenant, now, id)
@@ -157,6 +168,9 @@ UNREGISTER = """
 local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tkey = P .. 'task:' .. id
 if redis.call('HDEL', tkey, 'r:' .. tenant) == 0 then return 0 end
+if redis.call('HDEL', tkey, 'u:' .. tenant) == 0 and redis.call('HEXISTS', tkey, 'nw') == 1 then
+  redis.call('HINCRBY', tkey, 'nw', -1)
+end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZREM', P .. 'tenant:' .. tenant, id)
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
@@ -182,8 +196,9 @@ return 1
 # Takes up to `limit` due tasks, as many as the shared token bucket allows,
 # and pushes each one's due time a lease ahead: a claim that is never
 # written back comes due again by itself when the lease ends.
-# Returns {lease, {task_id, state|'', polls, ...}, limited}: limited is 1 when
-# the rate limit held back tasks that were due.
+# Returns {lease, {task_id, state|'', polls, nw|'', signals|'', ...}, limited}:
+# limited is 1 when the rate limit held back tasks that were due; nw and signals
+# are the task hash's fields of those names (see REGISTER and SIGNAL).
 CLAIM_POLLS = """
 local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -207,18 +222,21 @@ local lease = now + lease_ms
 local out = {}
 for _, id in ipairs(ids) do
   redis.call('ZADD', due, lease, id)
-  local t = redis.call('HMGET', P .. 'task:' .. id, 'state', 'polls')
+  local t = redis.call('HMGET', P .. 'task:' .. id, 'state', 'polls', 'nw', 'sg')
   out[#out + 1] = id
   out[#out + 1] = t[1] or ''
   out[#out + 1] = t[2] or '0'
+  out[#out + 1] = t[3] or ''
+  out[#out + 1] = t[4] or ''
 end
 return {lease, out, limited}
 """
 
-# ARGV: prefix, now, retention seconds, then for each outcome 9 values:
+# ARGV: prefix, now, retention seconds, then for each outcome 10 values:
 #       task_id, lease ('' when not from a claim), expected state JSON,
 #       new state JSON, count poll (0/1), next due ms ('' when final),
-#       event type ('' for none), event id, event JSON
+#       event type ('' for none), event id, event JSON,
+#       signals left ('' leaves the field as it is, '0' removes it)
 # Writes each outcome if the task's state is still the one it was computed
 # from (and, for a poll, the claim is still held), and makes the event's
 # deliveries. Returns one of 'ok' | 'lost' | 'conflict' per outcome.
@@ -229,7 +247,7 @@ local now, retention = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = P .. 'due'
 
 local function apply_one(id, lease, expect, new_state, count_poll, next_due, etype,
-                         event_id, event_json)
+                         event_id, event_json, signals)
   local tkey = P .. 'task:' .. id
   if count_poll == '1' and redis.call('EXISTS', tkey) == 1 then
     redis.call('HINCRBY', tkey, 'polls', 1)
@@ -240,6 +258,11 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
   end
   if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
   redis.call('HSET', tkey, 'state', new_state)
+  if signals == '0' then
+    redis.call('HDEL', tkey, 'sg')
+  elseif signals ~= '' then
+    redis.call('HSET', tkey, 'sg', signals)
+  end
   local final = next_due == ''
   if etype ~= '' then
     local made = fan_out(id, event_id, etype, now, final, '')
@@ -266,13 +289,29 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
 end
 
 local replies = {}
-for i = 4, #ARGV, 9 do
+for i = 4, #ARGV, 10 do
   replies[#replies + 1] = apply_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])
 end
 return replies
 """
 )
+
+# KEYS: the task's hash, the poll schedule
+# ARGV: task id, now ms, signals (how many quick re-fetches may follow if the
+#       fetch still answers the old state)
+# The upstream called back for the task: poll it now, within the shared rate
+# limit like any poll (a claim in flight loses its lease and its write-back, so
+# the fresher fetch wins). Returns 'ignored' for a task nobody tracks or a final
+# one, else 'signalled'.
+SIGNAL = """
+local tkey, due = KEYS[1], KEYS[2]
+local id, now, signals = ARGV[1], ARGV[2], ARGV[3]
+if not redis.call('ZSCORE', due, id) then return 'ignored' end
+redis.call('ZADD', due, 'XX', 'LT', now, id)
+redis.call('HSET', tkey, 'sg', signals)
+return 'signalled'
+"""
 
 # ARGV: prefix, now, limit, lease ms
 # Returns {lease, {delivery_id, task, tenant, rid, event, type, attempt,

@@ -4,6 +4,7 @@ RELAY_UPSTREAM_WEBHOOK_SECRET; a signal to fetch the task at once, never data to
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -407,7 +408,7 @@ async def test_a_lost_callback_still_ends_the_task_by_polling(
     assert upstream.calls[task_id] == 4
     # Polled at once, then only every RELAY_POLL_MAX_INTERVAL (a gap is never shorter).
     times = [t for t, tid in upstream.call_times if tid == task_id]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3 and min(gaps) >= 0.35, gaps
 
 

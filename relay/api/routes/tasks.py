@@ -43,6 +43,7 @@ async def register_task(request: Request) -> Response:
         webhook_url=asked.webhook_url,
         events=asked.events,
         metadata=asked.metadata,
+        upstream_webhook=asked.upstream_webhook,
     )
     registry = request.app.state.registry
     registered = await registry.register(registration)

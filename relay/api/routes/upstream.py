@@ -1,25 +1,28 @@
-"""The upstream's own webhook: a fast path, handled exactly like a poll's answer."""
+"""The upstream's own webhook: a signal to fetch the task now, never data to believe."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.api.errors import ApiError, error_response
+from relay.api.errors import ApiError
 from relay.api.params import read_json
 from relay.api.responses import JSONResponse
 from relay.api.validation import parse_task_id
-from relay.core import lifecycle
+from relay.core import callbacks
 from relay.core.normalize import Malformed, normalize
-from relay.store.polls import Outcome
 
 
 async def upstream_webhook(request: Request) -> Response:
-    """The upstream's own callback: a fast path, handled exactly like a poll's answer."""
+    """The upstream's own callback: the task is fetched at once and its state taken from
+    that fetch, so a body that disagrees with the upstream's own fetch changes nothing.
+
+    The fetch goes through the poll schedule, within the shared rate limit and
+    counted in `polls`; it is repeated shortly if it still answers the old state.
+    """
     expected: str | None = request.app.state.settings.upstream_webhook_secret
     given = request.headers.get("x-webhook-secret", "")
     recorder = request.app.state.recorder
@@ -31,25 +34,11 @@ async def upstream_webhook(request: Request) -> Response:
     if task_id is None:
         raise ApiError(400, "invalid_body", "The body must carry the task's task_id", "task_id")
     try:
-        observation = normalize(payload, task_id)
+        # Only checked, so that a malformed callback is told so; never applied.
+        normalize(payload, task_id)
     except Malformed as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
-    polls = request.app.state.polls
-    for _ in range(5):  # a poll may write between our read and our write: read again
-        current = await polls.read(task_id)
-        if current is None:
-            recorder.inc("relay_upstream_webhooks_total", "ignored")
-            return JSONResponse({"status": "ignored"}, status_code=202)
-        raw_state, state, count = current
-        now = time.time()
-        step = lifecycle.observe(state, observation, now, request.app.state.policy)
-        if step.state == state:
-            recorder.inc("relay_upstream_webhooks_total", "unchanged")
-            return JSONResponse({"status": "unchanged"}, status_code=202)
-        outcome = Outcome(task_id, raw_state, step, count, lease=None, count_poll=False)
-        (reply,) = await polls.apply([outcome], now)
-        if reply == "ok":
-            recorder.inc("relay_upstream_webhooks_total", "accepted")
-            return JSONResponse({"status": "accepted"}, status_code=202)
-        await asyncio.sleep(0.01)
-    return error_response(503, "busy", "The task is changing; the upstream may retry")
+    tracked = await request.app.state.polls.signal(task_id, time.time(), callbacks.SIGNALS)
+    outcome = "signalled" if tracked else "ignored"
+    recorder.inc("relay_upstream_webhooks_total", outcome)
+    return JSONResponse({"status": outcome}, status_code=202)
