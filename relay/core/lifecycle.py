@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from relay.core.model import FINAL_EVENT_FOR_STATUS, Observation, Status, TaskState
-from relay.core.schedule import PollPolicy, backoff, clamp, next_delay
+from relay.core.schedule import PollPolicy, backoff, clamp, next_delay, not_processing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,9 @@ def observe(state: TaskState, obs: Observation, now: float, policy: PollPolicy) 
         )
         held = msgspec.structs.replace(held, failed_since=failed_since)
         wait = max(policy.min_interval, failed_since + policy.failed_grace - now)
-        return Step(held, None, wait)
+        # A retry may start at once and end within the grace: poll at the schedule's
+        # own pace meanwhile, believing the failure only once the grace is over.
+        return Step(held, None, min(wait, next_delay(held, now, policy)))
 
     progress = obs.progress if obs.progress is not None else state.progress
     new = _merge(state, obs, now, status=obs.status, progress=progress, error=obs.error)
@@ -127,7 +129,6 @@ def _merge(
 ) -> TaskState:
     """The state with the answer's fields taken in; schedule memory kept up to date."""
     upstream_changed = obs.upstream_status != state.upstream_status
-    progress_changed = progress != state.progress
     new = msgspec.structs.replace(
         state,
         status=status,
@@ -140,9 +141,7 @@ def _merge(
         errors=0,
         not_found_since=None,
         status_since=now if upstream_changed else state.status_since,
-        progress_at=now if progress_changed else state.progress_at,
-        prev_progress=state.progress if progress_changed else state.prev_progress,
-        prev_progress_at=state.progress_at if progress_changed else state.prev_progress_at,
+        waiting_at=now if not_processing(obs) else state.waiting_at,
     )
     if _visible(new) != _visible(state):
         new = msgspec.structs.replace(new, updated_at=now)

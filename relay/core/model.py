@@ -68,12 +68,10 @@ _STATE_NAMES = {
     "updated_at": "ua",
     "completed_at": "ca",
     "status_since": "ss",
-    "progress_at": "pa",
-    "prev_progress": "pp",
-    "prev_progress_at": "ppa",
     "failed_since": "fs",
     "errors": "n",
     "not_found_since": "nf",
+    "waiting_at": "wa",
 }
 
 
@@ -98,12 +96,10 @@ class TaskState(msgspec.Struct, frozen=True, omit_defaults=True, rename=_STATE_N
     completed_at: float | None = None
     # schedule memory
     status_since: float | None = None  # when the current upstream status was first seen
-    progress_at: float | None = None  # when `progress` last changed
-    prev_progress: int | None = None  # the value before that change
-    prev_progress_at: float | None = None
     failed_since: float | None = None  # first `failed` answer still under grace
     errors: int = 0  # consecutive polls that taught nothing (faults, bad bodies)
     not_found_since: float | None = None
+    waiting_at: float | None = None  # the last answer that said it was not processing
 
     @property
     def is_final(self) -> bool:

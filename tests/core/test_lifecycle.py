@@ -76,7 +76,6 @@ AT_45 = task(
     task_type="imagine",
     model="midjourney",
     status_since=T0 + 20,
-    progress_at=T0 + 40,
     updated_at=T0 + 40,
 )
 
@@ -304,22 +303,28 @@ def test_observe_keeps_known_type_and_model(obs: Observation, task_type: str, mo
 # --- the failed grace -------------------------------------------------------------------------
 
 
+# Within the grace the task is polled at the schedule's pace (the upstream may retry it at
+# once, and a short retry may end before the grace does): an imagine is not processing, so
+# it cannot end within 22.5 s, polled on the 5 s grid at 20 s.
 @pytest.mark.parametrize(
     ("before", "policy", "delay"),
     [
-        pytest.param(AT_45, POLICY, 30.0, id="grace-30-between-min-and-max"),
-        pytest.param(STAGED, POLICY, 30.0, id="grace-from-queued"),
+        pytest.param(AT_45, POLICY, 20.0, id="grace-30-polled-at-the-schedules-pace"),
+        pytest.param(STAGED, POLICY, 20.0, id="grace-from-queued"),
+        pytest.param(AT_45, PollPolicy(5.0, 60.0, failed_grace=600.0), 20.0, id="grace-beyond-max"),
         pytest.param(
-            AT_45, PollPolicy(5.0, 60.0, failed_grace=600.0), 600.0, id="grace-beyond-max-wins"
+            AT_45, PollPolicy(5.0, 60.0, failed_grace=15.0), 15.0, id="grace-sooner-than-pace"
         ),
         pytest.param(
             AT_45, PollPolicy(5.0, 60.0, failed_grace=2.0), 5.0, id="grace-under-min-gets-min"
         ),
         pytest.param(AT_45, PollPolicy(5.0, 60.0, failed_grace=5.0), 5.0, id="grace-equals-min"),
+        pytest.param(FRESH, POLICY, 5.0, id="untimed-type-every-min"),
     ],
 )
 def test_first_failed_is_held(before: TaskState, policy: PollPolicy, delay: float) -> None:
-    step = observe(before, FAILED, NOW, policy)
+    failed = bare("failed") if before is FRESH else FAILED
+    step = observe(before, failed, NOW, policy)
     assert step.event is None
     assert step.state.status == before.status  # the status stays as it was
     assert step.state.upstream_status == "failed"
@@ -327,6 +332,7 @@ def test_first_failed_is_held(before: TaskState, policy: PollPolicy, delay: floa
     assert step.state.error is None
     assert step.state.completed_at is None
     assert step.state.failed_since == NOW
+    assert step.state.waiting_at == NOW
     assert step.delay == pytest.approx(delay)
     assert step.delay >= policy.min_interval
 
@@ -381,7 +387,18 @@ def test_failed_then_other_answer_clears_the_grace(
         again = observe(step.state, FAILED, NOW + 40, POLICY)
         assert again.event is None
         assert again.state.failed_since == NOW + 40
-        assert again.delay == pytest.approx(POLICY.failed_grace)
+        assert again.delay == pytest.approx(20.0)  # the schedule's pace, within the grace
+
+
+def test_a_grace_beyond_the_maximum_interval_still_holds_the_failure() -> None:
+    policy = PollPolicy(5.0, 60.0, failed_grace=600.0)
+    first = observe(AT_45, FAILED, NOW, policy)
+    again = observe(first.state, FAILED, NOW + 300, policy)
+    assert again.event is None
+    assert again.state.status == "running"
+    assert again.delay is not None and again.delay <= policy.max_interval
+    last = observe(again.state, FAILED, NOW + 600, policy)
+    assert last.event == "task.failed"
 
 
 @pytest.mark.parametrize(
@@ -583,6 +600,37 @@ def test_expire(before: TaskState) -> None:
     assert step.state.failed_since is None
     assert "RELAY_TASK_DEADLINE" in (step.state.error or "")
     assert step.state.progress == before.progress
+
+
+# --- waiting_at: the schedule's memory of the last answer that was not processing -------------
+
+
+@pytest.mark.parametrize(
+    ("before", "obs", "waiting_at"),
+    [
+        pytest.param(FRESH, answer("staged"), NOW, id="staged"),
+        pytest.param(STAGED, answer("pending"), NOW, id="pending"),
+        pytest.param(STAGED, answer("starting"), NOW, id="starting"),
+        pytest.param(AT_45, FAILED, NOW, id="failed-held-in-grace"),
+        pytest.param(FRESH, answer("processing", "0"), None, id="first-seen-processing"),
+        pytest.param(
+            task(upstream_status="pending", waiting_at=T0),
+            answer("processing", "15"),
+            T0,
+            id="processing-keeps-it",
+        ),
+        pytest.param(
+            task(upstream_status="pending", waiting_at=T0),
+            answer("retrying"),
+            T0,
+            id="unknown-word-keeps-it",
+        ),
+    ],
+)
+def test_waiting_at_is_the_last_answer_not_processing(
+    before: TaskState, obs: Observation, waiting_at: float | None
+) -> None:
+    assert observe(before, obs, NOW, POLICY).state.waiting_at == waiting_at
 
 
 # --- updated_at moves only with what a subscriber sees ----------------------------------------

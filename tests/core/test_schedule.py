@@ -1,12 +1,17 @@
 """Table tests and properties of the poll schedule (relay.core.schedule).
 
 Expectations follow shared/CONTRACT.md (RELAY_POLL_MIN_INTERVAL / MAX_INTERVAL bound every
-delay) and shared/upstream/NOTES.md (typical durations per task type, long queue waits).
+delay) and shared/upstream/NOTES.md (typical durations per task type, long queue waits,
+progress that jumps). The promise under test: a task's end is never learnt later than by a
+client polling every minimum interval from registration, whenever the task processes for at
+least its type's shortest run.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -14,31 +19,39 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.core.model import Result, TaskState
+from relay.core.lifecycle import observe
+from relay.core.model import Observation, Result, TaskState
+from relay.core.normalize import normalize
 from relay.core.schedule import (
-    AFTER,
+    EARLY,
     PollPolicy,
-    Window,
     backoff,
     clamp,
-    estimate_remaining,
-    estimate_window,
     is_waiting,
     next_delay,
-    typical_duration,
-    typical_range,
+    not_processing,
+    quiet_until,
+    shortest_run,
 )
 
-NOW = 1_764_410_400.0  # 2025-11-29T10:00:00Z
+REGISTERED = 1_764_410_400.0  # 2025-11-29T10:00:00Z
+NOW = REGISTERED + 600  # on the registration's 5 s grid
 POLICY = PollPolicy(min_interval=5.0, max_interval=120.0, failed_grace=30.0)
-WIDE = PollPolicy(min_interval=5.0, max_interval=600.0, failed_grace=30.0)
+NARROW = PollPolicy(min_interval=5.0, max_interval=30.0, failed_grace=30.0)
+SLOW = PollPolicy(min_interval=10.0, max_interval=120.0, failed_grace=30.0)
+TASK = "550e8400-e29b-41d4-a716-446655440000"
 
 
 def state(**fields: Any) -> TaskState:
     """A task registered 10 minutes ago, with the given fields."""
-    base: dict[str, Any] = {"registered_at": NOW - 600, "deadline_at": NOW + 3600}
+    base: dict[str, Any] = {"registered_at": REGISTERED, "deadline_at": NOW + 3600}
     base.update(fields)
     return TaskState(**base)
+
+
+def waiting(type_: str | None = "imagine", word: str = "pending", **fields: Any) -> TaskState:
+    status = "running" if word == "starting" else "queued"
+    return state(status=status, upstream_status=word, task_type=type_, waiting_at=NOW, **fields)
 
 
 def running(type_: str | None = "imagine", **fields: Any) -> TaskState:
@@ -46,130 +59,44 @@ def running(type_: str | None = "imagine", **fields: Any) -> TaskState:
     return state(status="running", task_type=type_, **fields)
 
 
-# --- typical_duration -------------------------------------------------------------------------
-# The ranges are the upstream's notes; the estimate must fall inside them.
+def obs(word: str, percentage: str | None = None, type_: str = "imagine") -> Observation:
+    payload: dict[str, Any] = {"task_id": TASK, "task_type": type_, "status": word}
+    if percentage is not None:
+        payload["percentage"] = percentage
+    return normalize(payload, TASK)
+
+
+# --- the pieces -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("task_type", "low", "high"),
+    ("task_type", "documented"),
     [
-        pytest.param("seed", 5, 15, id="seed"),
-        pytest.param("describe", 10, 30, id="describe"),
-        pytest.param("shorten", 10, 30, id="shorten"),
-        pytest.param("upscale#1", 15, 45, id="upscale#1"),
-        pytest.param("upscale-2x", 15, 45, id="upscale-2x"),
-        pytest.param("upscale-creative", 15, 45, id="upscale-creative"),
-        pytest.param("faceswap", 15, 45, id="faceswap"),
-        pytest.param("imagine", 30, 90, id="imagine"),
-        pytest.param("reroll", 30, 90, id="reroll"),
-        pytest.param("variation-1", 30, 90, id="variation-1"),
-        pytest.param("variation-strong", 30, 90, id="variation-strong"),
-        pytest.param("blend", 30, 90, id="blend"),
-        pytest.param("inpaint", 30, 90, id="inpaint"),
-        pytest.param("imagine-video", 60, 300, id="imagine-video"),
-        pytest.param("imagine-video-extend", 60, 300, id="imagine-video-extend"),
-        pytest.param("IMAGINE-VIDEO", 60, 300, id="video-upper-case"),
-        pytest.param("Upscale#2", 15, 45, id="upscale-mixed-case"),
+        pytest.param("seed", 5.0, id="seed"),
+        pytest.param("describe", 10.0, id="describe"),
+        pytest.param("shorten", 10.0, id="shorten"),
+        pytest.param("upscale#1", 15.0, id="upscale#1"),
+        pytest.param("upscale-creative", 15.0, id="upscale-creative"),
+        pytest.param("faceswap", 15.0, id="faceswap"),
+        pytest.param("imagine", 30.0, id="imagine"),
+        pytest.param("reroll", 30.0, id="reroll"),
+        pytest.param("variation-strong", 30.0, id="variation"),
+        pytest.param("blend", 30.0, id="blend"),
+        pytest.param("imagine-video", 60.0, id="video-before-imagine"),
+        pytest.param("IMAGINE-VIDEO-EXTEND", 60.0, id="video-any-case"),
+        pytest.param("inpaint", 0.0, id="untimed-type-no-quiet-span"),
+        pytest.param("zoom-out-2x", 0.0, id="new-type-no-quiet-span"),
+        pytest.param("", 0.0, id="empty"),
+        pytest.param(None, 0.0, id="type-not-known-yet"),
     ],
 )
-def test_typical_duration_within_the_notes(task_type: str, low: float, high: float) -> None:
-    assert low <= typical_duration(task_type) <= high
+def test_shortest_run_is_the_notes_less_a_margin(task_type: str | None, documented: float) -> None:
+    assert shortest_run(task_type) == pytest.approx(documented * EARLY)
+    assert 0 <= shortest_run(task_type) <= documented
 
 
 @pytest.mark.parametrize(
-    "task_type",
-    [
-        pytest.param(None, id="none"),
-        pytest.param("", id="empty"),
-        pytest.param("brand-new-endpoint", id="unknown"),
-        pytest.param("zoom-out-2x", id="unknown-zoom"),
-        pytest.param("\u2603", id="unknown-unicode"),
-    ],
-)
-def test_typical_duration_unknown_types_get_the_default(task_type: str | None) -> None:
-    # Never a closed list of types: anything unknown gets a finite, imagine-like default.
-    assert typical_duration(task_type) == typical_duration("imagine")
-    assert 0 < typical_duration(task_type) < math.inf
-
-
-# --- clamp ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("delay", "expected"),
-    [
-        pytest.param(0.0, 5.0, id="zero-to-min"),
-        pytest.param(-100.0, 5.0, id="negative-to-min"),
-        pytest.param(4.999, 5.0, id="just-below-min"),
-        pytest.param(5.0, 5.0, id="min"),
-        pytest.param(42.5, 42.5, id="inside"),
-        pytest.param(120.0, 120.0, id="max"),
-        pytest.param(120.001, 120.0, id="just-above-max"),
-        pytest.param(1e12, 120.0, id="huge-to-max"),
-        pytest.param(math.inf, 120.0, id="inf-to-max"),
-        pytest.param(-math.inf, 5.0, id="minus-inf-to-min"),
-        pytest.param(math.nan, 5.0, id="nan-to-min"),
-    ],
-)
-def test_clamp(delay: float, expected: float) -> None:
-    assert clamp(delay, POLICY) == expected
-
-
-# --- backoff ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("attempt", "policy", "expected"),
-    [
-        pytest.param(0, POLICY, 5.0, id="zero-attempts-min"),
-        pytest.param(-3, POLICY, 5.0, id="negative-attempts-min"),
-        pytest.param(1, POLICY, 5.0, id="first"),
-        pytest.param(2, POLICY, 10.0, id="second-doubles"),
-        pytest.param(3, POLICY, 20.0, id="third"),
-        pytest.param(4, POLICY, 40.0, id="fourth"),
-        pytest.param(5, POLICY, 80.0, id="fifth"),
-        pytest.param(6, POLICY, 120.0, id="sixth-capped-at-max"),
-        pytest.param(50, POLICY, 120.0, id="many-capped"),
-        pytest.param(10**9, POLICY, 120.0, id="absurd-count-capped"),
-        pytest.param(1, PollPolicy(0.5, 2.0), 0.5, id="fractional-first"),
-        pytest.param(3, PollPolicy(0.5, 2.0), 2.0, id="fractional-capped"),
-        pytest.param(7, PollPolicy(5.0, 5.0), 5.0, id="min-equals-max"),
-    ],
-)
-def test_backoff(attempt: int, policy: PollPolicy, expected: float) -> None:
-    assert backoff(attempt, policy) == pytest.approx(expected)
-
-
-def test_backoff_grows_then_stays_at_max() -> None:
-    delays = [backoff(n, POLICY) for n in range(1, 30)]
-    assert delays == sorted(delays)
-    assert delays[0] == POLICY.min_interval
-    assert delays[-1] == POLICY.max_interval
-
-
-# --- typical_range and is_waiting ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("task_type", "expected"),
-    [
-        pytest.param("seed", (5.0, 15.0), id="seed"),
-        pytest.param("describe", (10.0, 30.0), id="describe"),
-        pytest.param("shorten", (10.0, 30.0), id="shorten"),
-        pytest.param("upscale-creative", (15.0, 45.0), id="upscale"),
-        pytest.param("faceswap", (15.0, 45.0), id="faceswap"),
-        pytest.param("variation-strong", (30.0, 90.0), id="variation"),
-        pytest.param("imagine-video-extend", (60.0, 300.0), id="video"),
-        pytest.param(None, (30.0, 90.0), id="unknown-imagine-like"),
-    ],
-)
-def test_typical_range_is_the_notes(task_type: str | None, expected: tuple[float, float]) -> None:
-    assert typical_range(task_type) == expected
-    assert typical_duration(task_type) == sum(expected) / 2
-
-
-@pytest.mark.parametrize(
-    ("task", "waiting"),
+    ("task", "expected"),
     [
         pytest.param(state(), True, id="never-answered"),
         pytest.param(state(upstream_status="staged"), True, id="staged"),
@@ -181,136 +108,41 @@ def test_typical_range_is_the_notes(task_type: str | None, expected: tuple[float
         pytest.param(running(upstream_status=None), False, id="running-word-unknown"),
     ],
 )
-def test_is_waiting(task: TaskState, waiting: bool) -> None:
-    assert is_waiting(task) is waiting
+def test_is_waiting(task: TaskState, expected: bool) -> None:
+    assert is_waiting(task) is expected
 
 
-# --- estimate_window / estimate_remaining ------------------------------------------------------
-# A rate window: readings are rounded down, so the true movement is within one point of the
-# measured one and the true progress up to one point above the last reading; a further 6 % of
-# the time left allows for uneven progress. Without a rate, the type's typical range says.
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        pytest.param(obs("staged"), True, id="staged"),
+        pytest.param(obs("pending"), True, id="pending"),
+        pytest.param(obs("starting"), True, id="starting"),
+        pytest.param(obs("failed"), True, id="failed-may-be-retried"),
+        pytest.param(obs("processing", "0"), False, id="processing"),
+        pytest.param(obs("processing", "93"), False, id="processing-93"),
+        pytest.param(obs("retrying"), False, id="unknown-word-runs"),
+        pytest.param(obs("finished", "100"), False, id="finished"),
+    ],
+)
+def test_not_processing(answer: Observation, expected: bool) -> None:
+    assert not_processing(answer) is expected
 
 
 @pytest.mark.parametrize(
     ("task", "expected"),
     [
-        pytest.param(running(), None, id="nothing-known"),
-        pytest.param(state(status_since=NOW - 30), None, id="queued"),
+        pytest.param(running(waiting_at=NOW - 10), NOW - 10 + 30 * EARLY, id="imagine"),
         pytest.param(
-            running(upstream_status="starting", status_since=NOW), None, id="starting-waits"
+            running("imagine-video", waiting_at=NOW - 10), NOW - 10 + 60 * EARLY, id="video"
         ),
-        # no percentage: the typical range from when processing was first seen, less a
-        # quarter of the shortest for the start nobody saw
-        pytest.param(running(status_since=NOW), Window(22.5, 82.5), id="no-pct-imagine"),
-        pytest.param(running(status_since=NOW - 20), Window(2.5, 62.5), id="no-pct-20s"),
-        pytest.param(
-            running("imagine-video", status_since=NOW - 60),
-            Window(-15.0, 225.0),
-            id="no-pct-video-60s",
-        ),
-        # one reading while processing: its share left of the typical range
-        pytest.param(
-            running(progress=20, progress_at=NOW, status_since=NOW),
-            Window(24.0, 72.0),
-            id="one-reading-20",
-        ),
-        pytest.param(
-            running(progress=0, progress_at=NOW - 100, status_since=NOW - 10),
-            Window(20.0, 80.0),
-            id="queue-zero-counts-from-processing",
-        ),
-        pytest.param(
-            running(
-                progress=40,
-                progress_at=NOW,
-                prev_progress=50,
-                prev_progress_at=NOW - 10,
-                status_since=NOW - 30,
-            ),
-            Window(18.0, 54.0),
-            id="progress-went-back-one-reading",
-        ),
-        pytest.param(
-            running(progress=100, progress_at=NOW - 5, status_since=NOW - 20),
-            Window(-5.0, -5.0),
-            id="at-100-not-finished",
-        ),
-        # two readings: 20 -> 40 in 20 s
-        pytest.param(
-            running(
-                progress=40,
-                progress_at=NOW,
-                prev_progress=20,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 30,
-            ),
-            Window(59 * 20 / 21 * 0.94, 60 * 20 / 19 * 1.06, 1.0, 20.0),
-            id="rate-two-readings",
-        ),
-        pytest.param(
-            running(
-                progress=40,
-                progress_at=NOW - 5,
-                prev_progress=20,
-                prev_progress_at=NOW - 25,
-                status_since=NOW - 30,
-            ),
-            Window(59 * 20 / 21 * 0.94 - 5, 60 * 20 / 19 * 1.06 - 5, 1.0, 20.0),
-            id="rate-two-readings-5s-later",
-        ),
-        pytest.param(
-            running(
-                progress=10,
-                progress_at=NOW,
-                prev_progress=0,
-                prev_progress_at=NOW - 100,
-                status_since=NOW - 30,
-            ),
-            Window(89 * 30 / 11 * 0.94, 90 * 30 / 9 * 1.06, 3.0, 30.0),
-            id="queue-reading-counts-from-processing",
-        ),
-        pytest.param(
-            running(
-                progress=50,
-                progress_at=NOW,
-                prev_progress=10,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 40,
-            ),
-            Window(49 * 20 / 41 * 0.94, 50 * 20 / 39 * 1.06, 0.5, 20.0, steady=False),
-            id="speeding-up",
-        ),
-        pytest.param(
-            running(
-                progress=50,
-                progress_at=NOW,
-                prev_progress=10,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 25,
-            ),
-            Window(49 * 20 / 41 * 0.94, 50 * 20 / 39 * 1.06, 0.5, 20.0),
-            id="as-fast-as-before-steady",
-        ),
-        pytest.param(
-            running(progress=30, progress_at=NOW, prev_progress=30, prev_progress_at=NOW),
-            None,
-            id="no-processing-start-nothing-known",
-        ),
+        pytest.param(running("seed", waiting_at=NOW), NOW + 5 * EARLY, id="seed"),
+        pytest.param(running(waiting_at=None), None, id="never-seen-waiting"),
+        pytest.param(running("inpaint", waiting_at=NOW), None, id="untimed-type"),
     ],
 )
-def test_estimate_window(task: TaskState, expected: Window | None) -> None:
-    got = estimate_window(task, NOW)
-    if expected is None:
-        assert got is None
-        assert estimate_remaining(task, NOW) is None
-        return
-    assert got is not None
-    assert got.earliest == pytest.approx(expected.earliest)
-    assert got.latest == pytest.approx(expected.latest)
-    assert got.point == pytest.approx(expected.point)
-    assert got.baseline == pytest.approx(expected.baseline)
-    assert got.steady is expected.steady
-    assert estimate_remaining(task, NOW) == pytest.approx((got.earliest + got.latest) / 2)
+def test_quiet_until(task: TaskState, expected: float | None) -> None:
+    assert quiet_until(task) == (pytest.approx(expected) if expected is not None else None)
 
 
 # --- next_delay -------------------------------------------------------------------------------
@@ -319,231 +151,80 @@ def test_estimate_window(task: TaskState, expected: Window | None) -> None:
 @pytest.mark.parametrize(
     ("task", "policy", "expected"),
     [
-        # waiting: the next poll after as long as the task has waited, but never later than
-        # the shortest typical duration of its type (a task leaving the queue is seen running)
-        pytest.param(state(), POLICY, 5.0, id="queued-never-seen"),
-        pytest.param(state(status_since=NOW), POLICY, 5.0, id="queued-just-now"),
-        pytest.param(state(status_since=NOW - 8), POLICY, 8.0, id="queued-8s"),
-        pytest.param(state(status_since=NOW - 20), POLICY, 20.0, id="queued-20s"),
-        pytest.param(state(status_since=NOW - 100), POLICY, 30.0, id="queued-100s-imagine-cap"),
-        pytest.param(state(status_since=NOW - 3600), POLICY, 30.0, id="queued-hour-imagine-cap"),
+        # waiting: one poll per shortest run, cut to the last grid point inside it
+        pytest.param(waiting("imagine"), POLICY, 20.0, id="pending-imagine-22.5-to-grid-20"),
+        pytest.param(waiting("imagine", "staged"), POLICY, 20.0, id="staged-imagine"),
+        pytest.param(waiting("imagine", "starting"), POLICY, 20.0, id="starting-imagine"),
+        pytest.param(waiting("imagine-video"), POLICY, 45.0, id="pending-video-45-on-grid"),
+        pytest.param(waiting("upscale#1"), POLICY, 10.0, id="pending-upscale-11.25-to-10"),
+        pytest.param(waiting("describe"), POLICY, 5.0, id="pending-describe-7.5-to-5"),
+        pytest.param(waiting("seed"), POLICY, 5.0, id="pending-seed-under-min"),
+        pytest.param(waiting("inpaint"), POLICY, 5.0, id="pending-untimed-type-min"),
+        pytest.param(waiting(None), POLICY, 5.0, id="pending-type-unknown-min"),
+        pytest.param(waiting("imagine-video"), NARROW, 30.0, id="pending-video-max"),
+        pytest.param(waiting("imagine-video"), SLOW, 40.0, id="pending-video-10s-grid"),
         pytest.param(
-            state(task_type="imagine-video", status_since=NOW - 600),
+            waiting("imagine-video", registered_at=REGISTERED + 2.5),
             POLICY,
-            60.0,
-            id="queued-relax-video-cap",
+            42.5,
+            id="grid-from-registration",
         ),
         pytest.param(
-            state(task_type="imagine-video", status_since=NOW - 3600),
-            WIDE,
-            60.0,
-            id="queued-video-cap-wide-max",
-        ),
-        pytest.param(
-            state(task_type="upscale#2", status_since=NOW - 600),
+            waiting("imagine", registered_at=REGISTERED + 0.3),
             POLICY,
-            15.0,
-            id="queued-upscale-cap",
+            20.3,
+            id="off-grid-now-snaps-down",
         ),
         pytest.param(
-            state(task_type="seed", status_since=NOW - 600), POLICY, 5.0, id="queued-seed-min"
-        ),
-        pytest.param(state(status_since=NOW + 50), POLICY, 5.0, id="queued-clock-skew"),
-        pytest.param(
-            state(upstream_status="staged", status_since=NOW - 12), POLICY, 12.0, id="staged-12s"
-        ),
-        pytest.param(
-            running(upstream_status="starting", status_since=NOW),
+            waiting("imagine", registered_at=REGISTERED + 4.9),
             POLICY,
-            5.0,
-            id="starting-just-now",
+            19.9,
+            id="off-grid-now-snaps-down-further",
+        ),
+        # processing: left alone for a shortest run after it was last seen waiting...
+        pytest.param(running(waiting_at=NOW), POLICY, 20.0, id="just-began-imagine"),
+        pytest.param(running(waiting_at=NOW - 10), POLICY, 10.0, id="began-10s-ago-to-grid"),
+        pytest.param(running(waiting_at=NOW - 15), POLICY, 5.0, id="quiet-7.5s-left-to-grid-5"),
+        pytest.param(running(waiting_at=NOW - 20), POLICY, 5.0, id="quiet-ends-within-min"),
+        pytest.param(
+            running("imagine-video", waiting_at=NOW - 20), POLICY, 25.0, id="video-quiet-25"
         ),
         pytest.param(
-            running(upstream_status="starting", status_since=NOW - 12),
+            running("imagine-video", waiting_at=NOW - 17.5, registered_at=REGISTERED + 2.5),
             POLICY,
-            12.0,
-            id="starting-12s",
+            27.5,
+            id="video-quiet-ends-on-its-grid",
         ),
         pytest.param(
-            running(upstream_status="starting", status_since=NOW - 300),
+            running("upscale-2x", upstream_status="retrying", waiting_at=NOW),
             POLICY,
-            30.0,
-            id="starting-long-imagine-cap",
+            10.0,
+            id="unknown-word-counts-as-processing",
         ),
-        # running without any percentage: at the earliest end, then the minimum interval
-        pytest.param(running(status_since=NOW), POLICY, 22.5, id="no-pct-imagine-just-now"),
-        pytest.param(running(status_since=NOW - 10), POLICY, 12.5, id="no-pct-imagine-10s"),
-        pytest.param(running(status_since=NOW - 30), POLICY, 5.0, id="no-pct-in-window-min"),
-        pytest.param(running(status_since=NOW - 100), POLICY, 5.0, id="no-pct-overdue-min"),
-        pytest.param(running("seed", status_since=NOW), POLICY, 5.0, id="no-pct-seed-min"),
-        pytest.param(running("upscale#1", status_since=NOW), POLICY, 11.25, id="no-pct-upscale"),
-        pytest.param(running("imagine-video", status_since=NOW), POLICY, 45.0, id="no-pct-video"),
-        pytest.param(running(), POLICY, 5.0, id="nothing-known-min"),
+        # ...then every minimum interval: an end is plausible at any moment
+        pytest.param(running(waiting_at=NOW - 30), POLICY, 5.0, id="past-quiet-min"),
+        pytest.param(running(waiting_at=NOW - 3000), POLICY, 5.0, id="long-running-min"),
+        pytest.param(running(waiting_at=None), POLICY, 5.0, id="never-seen-waiting-min"),
+        pytest.param(running("zoom-out", waiting_at=NOW), POLICY, 5.0, id="untimed-type-min"),
+        pytest.param(running(waiting_at=NOW - 30), SLOW, 10.0, id="past-quiet-slower-min"),
         pytest.param(
-            running("zoom-out-2x", status_since=NOW - 10), POLICY, 12.5, id="unknown-type"
-        ),
-        pytest.param(running(None, status_since=NOW - 10), POLICY, 12.5, id="type-not-known"),
-        pytest.param(
-            running("imagine", upstream_status="retrying", status_since=NOW - 10),
-            POLICY,
-            12.5,
-            id="unknown-status-word-runs",
-        ),
-        # one reading: the second at half the least time left, to measure a rate
-        pytest.param(
-            running(progress=0, progress_at=NOW - 100, status_since=NOW),
-            POLICY,
-            15.0,
-            id="one-reading-0",
-        ),
-        pytest.param(
-            running(progress=20, progress_at=NOW, status_since=NOW),
-            POLICY,
-            12.0,
-            id="one-reading-20",
-        ),
-        pytest.param(
-            running("imagine-video", progress=10, progress_at=NOW, status_since=NOW),
-            POLICY,
-            27.0,
-            id="one-reading-video",
-        ),
-        pytest.param(
-            running(progress=90, progress_at=NOW, status_since=NOW),
+            running(waiting_at=NOW - 30, progress=93),
             POLICY,
             5.0,
-            id="one-reading-90-min",
+            id="a-high-reading-changes-nothing",
         ),
         pytest.param(
-            running(progress=100, progress_at=NOW, status_since=NOW - 10),
+            running(waiting_at=NOW - 30, progress=0),
             POLICY,
             5.0,
-            id="at-100-not-finished-min",
-        ),
-        # a rate: a narrow window is aimed at, just after its latest end
-        pytest.param(
-            running(
-                progress=80,
-                progress_at=NOW,
-                prev_progress=40,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 40,
-            ),
-            POLICY,
-            20 * 20 / 39 * 1.06 + 0.25,
-            id="narrow-aim-after-the-end",
-        ),
-        pytest.param(
-            running(
-                progress=80,
-                progress_at=NOW - 20,
-                prev_progress=40,
-                prev_progress_at=NOW - 40,
-                status_since=NOW - 60,
-            ),
-            POLICY,
-            5.0,
-            id="past-the-window-min",
-        ),
-        # a wide window: a refining reading 6 s before its start...
-        pytest.param(
-            running(
-                progress=50,
-                progress_at=NOW,
-                prev_progress=10,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 25,
-            ),
-            POLICY,
-            49 * 20 / 41 * 0.94 - 6,
-            id="wide-refine-before-the-start",
-        ),
-        # ...or at 60 % of the time to it when the percentage speeds up
-        pytest.param(
-            running(
-                progress=50,
-                progress_at=NOW,
-                prev_progress=10,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 40,
-            ),
-            POLICY,
-            49 * 20 / 41 * 0.94 * 0.6,
-            id="speeding-up-refine-earlier",
-        ),
-        # ...never later than 60 % of the type's longest typical time left
-        pytest.param(
-            running(
-                progress=40,
-                progress_at=NOW,
-                prev_progress=20,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 30,
-            ),
-            POLICY,
-            (90 - 30) * 0.6,
-            id="refine-capped-by-typical",
-        ),
-        # ...nor more than twice the baseline the rate was measured over
-        pytest.param(
-            running(
-                "imagine-video",
-                progress=10,
-                progress_at=NOW,
-                prev_progress=0,
-                prev_progress_at=NOW - 100,
-                status_since=NOW - 30,
-            ),
-            WIDE,
-            60.0,
-            id="refine-capped-by-baseline",
-        ),
-        # too close for a reading to narrow the window: at its start, then the minimum
-        pytest.param(
-            running(
-                "imagine-video",
-                progress=95,
-                progress_at=NOW,
-                prev_progress=90,
-                prev_progress_at=NOW - 20,
-                status_since=NOW - 200,
-            ),
-            POLICY,
-            4 * 20 / 6 * 0.94,
-            id="end-game-at-the-start",
-        ),
-        pytest.param(
-            running(
-                "seed",
-                progress=90,
-                progress_at=NOW,
-                prev_progress=50,
-                prev_progress_at=NOW - 5,
-                status_since=NOW - 6,
-            ),
-            POLICY,
-            5.0,
-            id="end-sooner-than-min",
-        ),
-        pytest.param(
-            running(
-                "imagine-video",
-                progress=11,
-                progress_at=NOW,
-                prev_progress=10,
-                prev_progress_at=NOW - 100,
-                status_since=NOW - 100,
-            ),
-            POLICY,
-            120.0,
-            id="slow-rate-max",
+            id="a-zero-reading-changes-nothing",
         ),
         # errors: backoff wins over everything else
-        pytest.param(running(status_since=NOW, errors=1), POLICY, 5.0, id="errors-1"),
-        pytest.param(running(status_since=NOW, errors=2), POLICY, 10.0, id="errors-2"),
-        pytest.param(running(status_since=NOW, errors=4), POLICY, 40.0, id="errors-4"),
-        pytest.param(running(status_since=NOW, errors=9), POLICY, 120.0, id="errors-9-max"),
-        pytest.param(state(status_since=NOW - 600, errors=1), POLICY, 5.0, id="errors-queued"),
+        pytest.param(running(waiting_at=NOW, errors=1), POLICY, 5.0, id="errors-1"),
+        pytest.param(running(waiting_at=NOW, errors=2), POLICY, 10.0, id="errors-2"),
+        pytest.param(running(waiting_at=NOW, errors=4), POLICY, 40.0, id="errors-4"),
+        pytest.param(running(waiting_at=NOW, errors=9), POLICY, 120.0, id="errors-9-max"),
+        pytest.param(waiting("imagine-video", errors=1), POLICY, 5.0, id="errors-while-waiting"),
     ],
 )
 def test_next_delay(task: TaskState, policy: PollPolicy, expected: float) -> None:
@@ -552,49 +233,169 @@ def test_next_delay(task: TaskState, policy: PollPolicy, expected: float) -> Non
 
 @pytest.mark.parametrize("errors", range(1, 12), ids=lambda n: f"errors-{n}")
 def test_errors_backoff_grows(errors: int) -> None:
-    before = next_delay(running(status_since=NOW, errors=errors), NOW, POLICY)
-    after = next_delay(running(status_since=NOW, errors=errors + 1), NOW, POLICY)
+    before = next_delay(running(errors=errors), NOW, POLICY)
+    after = next_delay(running(errors=errors + 1), NOW, POLICY)
     assert before <= after
     assert after == min(POLICY.max_interval, 2 * before)
 
 
+# --- replays: the relay never learns an end later than polling every 5 s --------------------
+# A task's timeline is a list of (upstream word, seconds, percentage shown) stretches, then
+# `finished`; it is replayed through normalize + lifecycle, as the worker does.
+
+Timeline = Sequence[tuple[str, float, str | None]]
+
+
+def answer_at(timeline: Timeline, t: float, type_: str) -> dict[str, Any]:
+    start = 0.0
+    for word, seconds, percentage in timeline:
+        if t < start + seconds:
+            body: dict[str, Any] = {"task_id": TASK, "task_type": type_, "status": word}
+            if percentage is not None:
+                body["percentage"] = percentage
+            return body
+        start += seconds
+    return {"task_id": TASK, "task_type": type_, "status": "finished", "percentage": "100"}
+
+
+def learnt_at(timeline: Timeline, type_: str, policy: PollPolicy, fixed: bool) -> tuple[float, int]:
+    """When a poller learns the end, and with how many calls: the relay's schedule or fixed."""
+    task = TaskState(registered_at=REGISTERED, deadline_at=REGISTERED + 86_400)
+    t = 0.0
+    for calls in range(1, 10_000):
+        step = observe(task, normalize(answer_at(timeline, t, type_), TASK), REGISTERED + t, policy)
+        if step.delay is None:
+            return t, calls
+        task = step.state
+        t += policy.min_interval if fixed else step.delay
+    raise AssertionError("never ended")
+
+
+def jumps(word: str, seconds: float, values: Sequence[tuple[float, str]]) -> list[Any]:
+    """A processing run of `seconds` showing each (share of the run, value) from its share on."""
+    marks = [(0.0, "0"), *values, (1.0, "")]
+    return [(word, seconds * (b[0] - a[0]), a[1]) for a, b in itertools.pairwise(marks)]
+
+
+MJ = [(0.18, "15"), (0.22, "31"), (0.5, "46"), (0.55, "62"), (0.9, "78")]  # then straight to end
+
+
 @pytest.mark.parametrize(
-    ("seconds", "most_polls"),
+    ("type_", "timeline", "fewer_calls"),
     [
-        pytest.param(30.0, 3, id="imagine-30s"),
-        pytest.param(60.0, 3, id="imagine-60s"),
-        pytest.param(80.0, 4, id="imagine-80s"),
-        pytest.param(89.0, 5, id="imagine-89s"),
+        pytest.param(
+            "imagine",
+            [
+                ("staged", 1.2, None),
+                ("pending", 3.0, None),
+                ("starting", 2.1, None),
+                *jumps("processing", 47.3, MJ),
+            ],
+            True,
+            id="imagine-jumps-straight-to-end",
+        ),
+        pytest.param(
+            "imagine-video",
+            [
+                ("staged", 0.4, None),
+                ("pending", 312.0, None),
+                ("starting", 4.0, None),
+                *jumps("processing", 61.0, [(0.97, "93")]),
+            ],
+            True,
+            id="relax-queue-video-at-its-shortest",
+        ),
+        pytest.param(
+            "upscale#1",
+            [("pending", 1.0, None), ("processing", 11.3, "0")],
+            True,
+            id="upscale-a-quarter-faster-than-documented",
+        ),
+        pytest.param(
+            "seed",
+            [("pending", 2.0, None), ("processing", 3.8, None)],
+            False,
+            id="seed-shorter-than-documented",
+        ),
+        pytest.param(
+            "imagine",
+            [
+                ("pending", 2.0, None),
+                *jumps("processing", 20.0, [(0.5, "46")]),
+                ("failed", 7.0, None),
+                *jumps("processing", 40.0, [(0.1, "92")]),
+            ],
+            True,
+            id="retried-after-failed",
+        ),
+        pytest.param(
+            "zoom-out-2x",
+            [("pending", 2.0, None), ("processing", 2.5, None)],
+            False,
+            id="untimed-type-polled-like-fixed",
+        ),
     ],
 )
-def test_a_steady_task_is_polled_just_after_its_end(seconds: float, most_polls: int) -> None:
-    """Processing seen at NOW with the queue's "0", then a steady pace: few polls, news soon."""
-    ends = NOW + seconds
-    task = running(progress=0, progress_at=NOW - 30, status_since=NOW)
-    now = NOW
-    polls = 0
-    while now < ends:
-        polls += 1
-        now += next_delay(task, now, POLICY)
-        seen = min(99, int((now - NOW) * 100 / seconds))  # rounded down, as the upstream does
-        if now < ends and seen != task.progress:
-            task = msgspec.structs.replace(
-                task,
-                progress=seen,
-                progress_at=now,
-                prev_progress=task.progress,
-                prev_progress_at=task.progress_at,
-            )
-    assert polls <= most_polls
-    assert 0 <= now - ends <= 2.5
+def test_a_replayed_task_ends_no_later_than_fixed_polling(
+    type_: str, timeline: Timeline, fewer_calls: bool
+) -> None:
+    relay_at, relay_calls = learnt_at(timeline, type_, POLICY, fixed=False)
+    fixed_at, fixed_calls = learnt_at(timeline, type_, POLICY, fixed=True)
+    assert relay_at <= fixed_at
+    assert (relay_calls < fixed_calls) is fewer_calls
+    assert relay_calls <= fixed_calls
 
 
-# --- properties -------------------------------------------------------------------------------
+RUN_TYPES = st.sampled_from(
+    ["seed", "describe", "upscale#1", "faceswap", "imagine", "blend", "imagine-video", "inpaint"]
+)
+PERCENTAGES = st.none() | st.sampled_from(["0", "15", "31", "46", "62", "78", "93", ""])
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> tuple[str, list[tuple[str, float, str | None]]]:
+    """Any lifecycle whose every processing run lasts at least the type's shortest run."""
+    type_ = draw(RUN_TYPES)
+    seconds = st.floats(min_value=0.0, max_value=900.0, allow_nan=False)
+    timeline: list[tuple[str, float, str | None]] = []
+    for word in ("staged", "pending", "starting"):
+        if draw(st.booleans()):
+            timeline.append((word, draw(seconds), None))
+    for run in range(draw(st.integers(min_value=1, max_value=2))):
+        if run:
+            # The upstream's own retry: `failed` for a while, maybe queued again.
+            timeline.append(("failed", draw(st.floats(min_value=0.1, max_value=25.0)), None))
+            if draw(st.booleans()):
+                timeline.append(("pending", draw(seconds), None))
+        pieces = draw(st.lists(st.tuples(seconds, PERCENTAGES), min_size=1, max_size=7))
+        total = sum(s for s, _ in pieces)
+        floor = shortest_run(type_)
+        if total < floor:
+            pieces.append((floor - total + 1e-3, None))
+        word = draw(st.sampled_from(["processing", "processing", "retrying"]))
+        timeline += [(word, s, p) for s, p in pieces]
+    return type_, [piece for piece in timeline if piece[1] > 0]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(task=timelines())
+def test_never_later_than_fixed_polling(task: tuple[str, list[Any]]) -> None:
+    """Progress that jumps, sits still or skips to the end, relax queues, retries: the relay
+    learns the end at the same poll as a client polling every 5 s from registration, or
+    sooner, as long as no processing run is shorter than the type's shortest run."""
+    type_, timeline = task
+    relay_at, relay_calls = learnt_at(timeline, type_, POLICY, fixed=False)
+    fixed_at, fixed_calls = learnt_at(timeline, type_, POLICY, fixed=True)
+    assert relay_at <= fixed_at + 1e-6
+    assert relay_calls <= fixed_calls
+
+
+# --- properties of next_delay -----------------------------------------------------------------
 
 TIMES = st.floats(min_value=0.0, max_value=4e9, allow_nan=False, allow_infinity=False)
 OPT_TIMES = st.none() | TIMES
 PROGRESS = st.none() | st.integers(min_value=0, max_value=100)
-TYPES = st.none() | st.sampled_from(["imagine", "seed", "imagine-video", "upscale#1"]) | st.text()
+TYPES = st.none() | RUN_TYPES | st.text()
 UPSTREAM_WORDS = st.none() | st.sampled_from(
     ["staged", "pending", "starting", "processing", "finished", "failed", "retrying"]
 )
@@ -613,12 +414,10 @@ TASK_STATES = st.builds(
     updated_at=OPT_TIMES,
     completed_at=OPT_TIMES,
     status_since=OPT_TIMES,
-    progress_at=OPT_TIMES,
-    prev_progress=PROGRESS,
-    prev_progress_at=OPT_TIMES,
     failed_since=OPT_TIMES,
     errors=st.integers(min_value=0, max_value=10**6),
     not_found_since=OPT_TIMES,
+    waiting_at=OPT_TIMES,
 )
 
 
@@ -638,6 +437,38 @@ def test_next_delay_always_within_bounds(task: TaskState, now: float, policy: Po
     assert policy.min_interval <= delay <= policy.max_interval
 
 
+@settings(max_examples=1000, deadline=None, database=None)
+@given(task=TASK_STATES, now=TIMES, policy=policies())
+def test_next_delay_never_past_the_quiet_span(
+    task: TaskState, now: float, policy: PollPolicy
+) -> None:
+    """A saving never reaches past the moment an end becomes possible."""
+    task = msgspec.structs.replace(task, errors=0)
+    delay = next_delay(task, now, policy)
+    if is_waiting(task):
+        assert delay <= max(policy.min_interval, shortest_run(task.task_type)) + 1e-6
+    else:
+        until = quiet_until(task)
+        if until is None or until - now <= policy.min_interval:
+            assert delay == policy.min_interval
+        else:
+            assert delay <= until - now + 1e-6
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    task=TASK_STATES,
+    ticks=st.integers(min_value=0, max_value=10**6),
+    policy=st.sampled_from([POLICY, NARROW, SLOW, PollPolicy(3.0, 200.0)]),
+)
+def test_a_poll_on_the_grid_stays_on_it(task: TaskState, ticks: int, policy: PollPolicy) -> None:
+    task = msgspec.structs.replace(task, errors=0, registered_at=REGISTERED)
+    now = REGISTERED + ticks * policy.min_interval
+    delay = next_delay(task, now, policy)
+    steps = delay / policy.min_interval
+    assert steps == pytest.approx(round(steps), abs=1e-6)
+
+
 @settings(max_examples=500, deadline=None, database=None)
 @given(
     delay=st.floats(allow_nan=True, allow_infinity=True),
@@ -649,47 +480,6 @@ def test_clamp_and_backoff_within_bounds(delay: float, attempt: int, policy: Pol
         assert math.isfinite(got)
         assert policy.min_interval <= got <= policy.max_interval
     assert backoff(attempt, policy) <= backoff(attempt + 1, policy)
-
-
-@settings(max_examples=1000, deadline=None, database=None)
-@given(task=TASK_STATES, now=TIMES, policy=policies())
-def test_next_delay_never_past_the_latest_plausible_end(
-    task: TaskState, now: float, policy: PollPolicy
-) -> None:
-    """Aiming may poll early and fall back to the minimum interval, never poll late."""
-    task = msgspec.structs.replace(task, errors=0)
-    window = estimate_window(task, now)
-    delay = next_delay(task, now, policy)
-    if window is not None:
-        assert delay <= max(policy.min_interval, window.latest + AFTER)
-        assert window.earliest <= window.latest
-
-
-@settings(max_examples=500, deadline=None, database=None)
-@given(
-    waited=st.lists(
-        st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=2, max_size=2
-    ),
-    task_type=TYPES,
-    word=st.sampled_from(["staged", "pending", "starting", None]),
-    policy=policies(),
-)
-def test_waiting_polls_thin_out_but_not_beyond_the_shortest_job(
-    waited: list[float], task_type: str | None, word: str | None, policy: PollPolicy
-) -> None:
-    status = "running" if word == "starting" else "queued"
-    shorter, longer = sorted(waited)
-    delays = [
-        next_delay(
-            state(status=status, upstream_status=word, task_type=task_type, status_since=NOW - w),
-            NOW,
-            policy,
-        )
-        for w in (shorter, longer)
-    ]
-    assert delays[0] <= delays[1]
-    shortest_job = typical_range(task_type)[0]
-    assert delays[1] <= max(policy.min_interval, min(policy.max_interval, shortest_job))
 
 
 @settings(max_examples=300, deadline=None, database=None)
