@@ -307,14 +307,10 @@ class Player:
     async def poll_bare(self, session: aiohttp.ClientSession, task_id: str, copy: Copy) -> None:
         """Fetch every min interval from creation (no drift) until the answer is final."""
         give_up = copy.ends_at + 4 * self.mode.max_interval * self.mode.scale
-        headers = {"authorization": UPSTREAM_KEY}
         n = 0
         while time.time() < give_up:
+            status = await self.fetch_status(session, task_id)
             copy.client_calls += 1
-            async with session.post(
-                self.sim_url + "/api/v1/fetch", json={"task_id": task_id}, headers=headers
-            ) as response:
-                status = (await response.json()).get("status")
             if status in ("finished", "failed"):
                 copy.detected_at = time.time()
                 return
@@ -322,6 +318,24 @@ class Player:
             await asyncio.sleep(
                 max(0.0, copy.created_at + n * self.mode.min_interval - time.time())
             )
+
+    async def fetch_status(self, session: aiohttp.ClientSession, task_id: str) -> str | None:
+        """The task's status word, as a careful client reads it."""
+        try:
+            return await self.fetch_once(session, task_id)
+        except aiohttp.ClientConnectionError:
+            # uvicorn closes connections idle for 5 s, this client's very interval: a
+            # kept-alive one may close under the request, and a fresh one is then taken.
+            return await self.fetch_once(session, task_id)
+
+    async def fetch_once(self, session: aiohttp.ClientSession, task_id: str) -> str | None:
+        async with session.post(
+            self.sim_url + "/api/v1/fetch",
+            json={"task_id": task_id},
+            headers={"authorization": UPSTREAM_KEY},
+        ) as response:
+            status: str | None = (await response.json()).get("status")
+            return status
 
 
 def simulator_up(url: str) -> bool:
@@ -377,7 +391,7 @@ def run(mode: Mode) -> tuple[Player, dict[str, float], dict[str, int], int]:
         asyncio.run(player.play(specs, lost))
         relayed = sum(1 for c in player.copies.values() if c.run != "polling")
         last_end = max(c.ends_at for c in player.copies.values())
-        say(f"created and registered; waiting for {relayed} webhooks")
+        say(f"every plan played, the bare client done; waiting for {relayed} webhooks")
         arrivals = wait_for_webhooks(receiver_url, relayed, last_end + 2 * max_interval + 5)
         calls: dict[str, int] = http_json(sim_url + "/sim/stats")["by_task"]
         duplicates = int(http_json(receiver_url + "/stats")["duplicates"])
