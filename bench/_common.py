@@ -460,7 +460,7 @@ async def apply_answers(
             step = lifecycle.observe(load_state(raw_state), observation, now, policy)
             outcomes.append(Outcome(task_id, raw_state, step, polls_after=1, lease=None))
             written[task_id] = dump(step.state)
-        replies = await queue.apply(outcomes, now)
+        replies = (await queue.apply(outcomes, now)).replies
         bad = [r for r in replies if r != "ok"]
         if bad:
             raise RuntimeError(f"outcomes not written: {bad[:3]}")

@@ -38,6 +38,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "relay_deliveries_total": ("Webhook attempts by how they ended", ("outcome",)),
     "relay_upstream_webhooks_total": ("Upstream webhooks received, by outcome", ("outcome",)),
     "relay_rate_limited_claims_total": ("Poll claims held back by the shared rate limit", ()),
+    "relay_write_errors_total": (
+        "Items set aside by a batched write, the others written all the same: an outcome"
+        " (polled again) or a registration that could not be read (no delivery for it)",
+        ("item",),
+    ),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "relay_upstream_duration_seconds": (

@@ -54,6 +54,10 @@ class Settings:
     retention: float = 7 * 86400.0
     poll_concurrency: int = 200
     delivery_concurrency: int = 200
+    # Tracked (registered, not yet final) tasks one tenant may have at once: enough for
+    # a busy client (a day of tasks at one a second ends long before it), small
+    # enough that one tenant cannot fill Redis or the upstream rate alone.
+    tenant_max_tasks: int = 10_000
     log_level: str = "INFO"
 
     @property
@@ -242,6 +246,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RELAY_RETENTION": ("retention", _positive_float),
     "RELAY_POLL_CONCURRENCY": ("poll_concurrency", _positive_int),
     "RELAY_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
+    "RELAY_TENANT_MAX_TASKS": ("tenant_max_tasks", _positive_int),
     "RELAY_LOG_LEVEL": ("log_level", _log_level),
 }
 

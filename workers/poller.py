@@ -126,10 +126,25 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
             )
 
     async def write(self, outcomes: list[Outcome]) -> None:
-        replies = await self.queue.apply(outcomes, time.time())
+        applied = await self.queue.apply(outcomes, time.time())
+        for task_id, tenant in applied.skipped:
+            self.recorder.inc("relay_write_errors_total", "registration")
+            logger.error(
+                "a registration of %s could not be read; its tenant got no delivery",
+                task_id,
+                extra={"task_id": task_id, "tenant": tenant},
+            )
         made_events = False
-        for outcome, reply in zip(outcomes, replies, strict=True):
-            if reply != "ok":
+        for outcome, reply in zip(outcomes, applied.replies, strict=True):
+            if reply == "error":
+                # Set aside: the others in the batch were written; its lease brings it back.
+                self.recorder.inc("relay_write_errors_total", "outcome")
+                logger.error(
+                    "the outcome for %s could not be written; it will be polled again",
+                    outcome.task_id,
+                    extra={"task_id": outcome.task_id},
+                )
+            elif reply != "ok":
                 logger.info("outcome for %s not written: %s", outcome.task_id, reply)
             elif outcome.step.event:
                 made_events = True

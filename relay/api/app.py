@@ -35,6 +35,7 @@ ENDPOINTS: list[Endpoint] = [
             413: (E, "The body is over 64 KiB"),
             415: (E, "The body is not application/json"),
             422: (E, "A field is wrong; `field` names it"),
+            429: (E, "quota_exceeded: the tenant tracks RELAY_TENANT_MAX_TASKS tasks already"),
         },
     ),
     Endpoint(
@@ -150,7 +151,10 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         state.tenants = Tenants(settings.api_keys)
         state.guard = AddressGuard(settings.allow_private_webhooks)
         state.registry = Registry(
-            client, task_deadline=settings.task_deadline, retention=settings.retention
+            client,
+            task_deadline=settings.task_deadline,
+            retention=settings.retention,
+            max_tasks=settings.tenant_max_tasks,
         )
         state.polls = PollQueue(client, rate=settings.upstream_rate, retention=settings.retention)
         state.policy = settings.poll_policy()

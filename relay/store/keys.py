@@ -13,6 +13,7 @@ Per delivery:
   dlv:{delivery_id}:attempts list  attempt records (JSON), newest last, bounded
 Per tenant:
   tenant:{tenant}      zset  task id -> registration time (listing, retention)
+  active:{tenant}      set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
   failed:{tenant}      zset  delivery id -> when it failed (the operator's "what is stuck")
 Global:
   due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
@@ -72,6 +73,10 @@ def attempts(delivery_id: str) -> str:
 
 def tenant_tasks(tenant: str) -> str:
     return f"{PREFIX}tenant:{tenant}"
+
+
+def active_tasks(tenant: str) -> str:
+    return f"{PREFIX}active:{tenant}"
 
 
 def failed_deliveries(tenant: str) -> str:

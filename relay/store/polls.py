@@ -39,6 +39,12 @@ class Outcome:
     signals_after: int | None = None  # None: the stored count stays as it is
 
 
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    replies: list[str]  # one per outcome, in order
+    skipped: list[tuple[str, str]]  # (task id, tenant) of registrations that could not be read
+
+
 class PollQueue:
     def __init__(self, redis: Redis, *, rate: float, retention: float) -> None:
         self.redis = redis
@@ -79,14 +85,19 @@ class PollQueue:
             await self.redis.zrem(keys.DUE, *orphans)
         return claimed, limited
 
-    async def apply(self, outcomes: list[Outcome], now: float) -> list[str]:
-        """Write outcomes in one script call; each answers 'ok', 'lost' or 'conflict'."""
+    async def apply(self, outcomes: list[Outcome], now: float) -> Applied:
+        """Write outcomes in one script call; each answers 'ok', 'lost', 'conflict' or
+        'error' (that one failed; the others were written all the same)."""
         if not outcomes:
-            return []
+            return Applied([], [])
         args: list[str | int | float] = [keys.PREFIX, to_ms(now), self.retention]
         for outcome in outcomes:
             args.extend(self._args(outcome, now))
-        return [str(r) for r in await self._apply(args=args)]
+        replies, skipped = await self._apply(args=args)
+        return Applied(
+            [str(r) for r in replies],
+            [(str(s).partition(" ")[0], str(s).partition(" ")[2]) for s in skipped],
+        )
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
         step = outcome.step

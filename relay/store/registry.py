@@ -20,6 +20,7 @@ class RegisterOutcome(enum.Enum):
     CREATED = "created"
     EXISTS = "exists"  # the identical registration was there already
     CONFLICT = "conflict"  # one with other values is there
+    QUOTA = "quota"  # the tenant tracks its most tasks already: nothing was stored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,10 +104,13 @@ def _after(row: tuple[str, float], cursor: Page) -> bool:
 
 
 class Registry:
-    def __init__(self, redis: Redis, *, task_deadline: float, retention: float) -> None:
+    def __init__(
+        self, redis: Redis, *, task_deadline: float, retention: float, max_tasks: int = 10_000
+    ) -> None:
         self.redis = redis
         self.task_deadline = task_deadline
         self.retention = retention
+        self.max_tasks = max_tasks
         self._register = redis.register_script(scripts.REGISTER)
         self._unregister = redis.register_script(scripts.UNREGISTER)
         self._redeliver = redis.register_script(scripts.REDELIVER)
@@ -123,9 +127,12 @@ class Registry:
                 dump(initial),
                 to_ms(now),
                 1 if asked.upstream_webhook else 0,
+                self.max_tasks,
             ]
         )
         outcome, raw_reg, raw_state, polls = reply
+        if outcome == "quota":
+            return Registered(RegisterOutcome.QUOTA, TaskView(asked, initial, 0))
         if outcome == "created":
             return Registered(RegisterOutcome.CREATED, TaskView(asked, initial, 0))
         stored = load_registration(raw_reg, asked.tenant, asked.task_id)

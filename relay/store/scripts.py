@@ -72,6 +72,10 @@ local function tenants_of(tkey)
   return found
 end
 
+-- Registrations set aside by fan_out because they could not be read: one bad
+-- registration must not stop the event reaching the task's other subscribers.
+local SKIPPED = {}
+
 -- Returns how many deliveries were made.
 local function fan_out(task_id, event_id, etype, now, final, only_tenant)
   local tkey = P .. 'task:' .. task_id
@@ -81,8 +85,11 @@ local function fan_out(task_id, event_id, etype, now, final, only_tenant)
   if only_tenant ~= '' then tenants = {only_tenant} end
   for _, tenant in ipairs(tenants) do
     local raw = redis.call('HGET', tkey, 'r:' .. tenant)
-    if raw then
-      local reg = cjson.decode(raw)
+    local readable, reg = false, nil
+    if raw then readable, reg = pcall(cjson.decode, raw) end
+    if raw and not readable then
+      SKIPPED[#SKIPPED + 1] = task_id .. ' ' .. tenant
+    elseif raw then
       if wants(reg, etype) and redis.call('HGET', gone, tenant) ~= reg.rid then
         make_delivery(task_id, tenant, reg, event_id, etype, now, final)
         made = made + 1
@@ -94,27 +101,37 @@ end
 """
 
 # ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now,
-#       upstream webhook (1: the upstream calls back for this registration, else 0)
+#       upstream webhook (1: the upstream calls back for this registration, else 0),
+#       the most tasks the tenant may track at once (RELAY_TENANT_MAX_TASKS)
 # `nw` in the task's hash counts the registrations that did not say the upstream
 # calls back: at 0 the task is polled only as a safety net. `u:<tenant>` marks a
 # registration that did, so that UNREGISTER can keep the count without decoding it.
 # Returns {outcome, registration, state, polls} as they are after the call, the
 # outcome being 'exists' (the tenant's registration was there: it is returned),
-# 'created' (a new task), 'joined' (a task others track) or 'final'.
+# 'created' (a new task), 'joined' (a task others track), 'final', or 'quota'
+# (the tenant tracks its most tasks already: nothing was stored).
 REGISTER = (
     _FAN_OUT
     + """
 local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local calls_back = ARGV[7] == '1'
+local calls_back, max_tasks = ARGV[7] == '1', tonumber(ARGV[8])
 local tkey = P .. 'task:' .. id
+local active = P .. 'active:' .. tenant
 local existed = redis.call('HEXISTS', tkey, 'state') == 1
 local function answer(outcome)
   local t = redis.call('HMGET', tkey, 'r:' .. tenant, 'state', 'polls')
   return {outcome, t[1], t[2], t[3]}
 end
-if redis.call('HSETNX', tkey, 'r:' .. tenant, reg) == 0 then
+if redis.call('HEXISTS', tkey, 'r:' .. tenant) == 1 then
   return answer('exists')
 end
+local final_event = redis.call('HGET', tkey, 'final_event')
+if not final_event then
+  -- A task already final is not tracked: it costs no quota.
+  if redis.call('SCARD', active) >= max_tasks then return {'quota', false, false, false} end
+  redis.call('SADD', active, id)
+end
+redis.call('HSET', tkey, 'r:' .. tenant, reg)
 if calls_back then
   redis.call('HSET', tkey, 'u:' .. tenant, '1')
   redis.call('HINCRBY', tkey, 'nw', 0)
@@ -129,7 +146,6 @@ if not existed then
   redis.call('ZADD', P .. 'due', now, id)
   return {'created', reg, init, '0'}
 end
-local final_event = redis.call('HGET', tkey, 'final_event')
 if final_event then
   -- Already final: this tenant gets the final event now, without a new poll;
   -- its registration is a field of the task's hash and expires with it.
@@ -173,6 +189,7 @@ if redis.call('HDEL', tkey, 'u:' .. tenant) == 0 and redis.call('HEXISTS', tkey,
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZREM', P .. 'tenant:' .. tenant, id)
+redis.call('SREM', P .. 'active:' .. tenant, id)
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
 for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('ZREM', P .. 'dlv_due', did)
@@ -239,7 +256,10 @@ return {lease, out, limited}
 #       signals left ('' leaves the field as it is, '0' removes it)
 # Writes each outcome if the task's state is still the one it was computed
 # from (and, for a poll, the claim is still held), and makes the event's
-# deliveries. Returns one of 'ok' | 'lost' | 'conflict' per outcome.
+# deliveries. Returns {replies, skipped}: one of 'ok' | 'lost' | 'conflict' |
+# 'error' per outcome ('error': that outcome failed and was left for its lease to
+# bring back, the others went on), and '<task id> <tenant>' for each registration
+# that could not be read and got no delivery.
 APPLY = (
     _FAN_OUT
     + """
@@ -281,6 +301,7 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
     for _, tenant in ipairs(tenants_of(tkey)) do
       redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
       redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
+      redis.call('SREM', P .. 'active:' .. tenant, id)
     end
   else
     redis.call('ZADD', due, tonumber(next_due), id)
@@ -290,10 +311,11 @@ end
 
 local replies = {}
 for i = 4, #ARGV, 10 do
-  replies[#replies + 1] = apply_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+  local ok, reply = pcall(apply_one, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])
+  replies[#replies + 1] = ok and reply or 'error'
 end
-return replies
+return {replies, SKIPPED}
 """
 )
 

@@ -48,6 +48,14 @@ async def register_task(request: Request) -> Response:
     registry = request.app.state.registry
     registered = await registry.register(registration)
     request.app.state.recorder.inc("relay_registrations_total", registered.outcome.value)
+    if registered.outcome is RegisterOutcome.QUOTA:
+        limit = request.app.state.settings.tenant_max_tasks
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"this tenant already tracks {limit} tasks that have not ended "
+            "(RELAY_TENANT_MAX_TASKS); register more once some end or are deleted",
+        )
     if registered.outcome is RegisterOutcome.CONFLICT:
         raise ApiError(
             409,

@@ -1,0 +1,81 @@
+"""One bad item in a batched write never takes the others with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from relay.core import lifecycle
+from relay.core.model import Observation, Registration, TaskState
+from relay.core.schedule import PollPolicy
+from relay.store import PollQueue
+from relay.store.polls import Outcome
+from relay.store.registry import Registry
+from tests.conftest import Api
+from tests.servers import Receiver, ScriptedUpstream
+
+FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
+
+
+def registration(task_id: str, tenant: str, url: str | None = None) -> Registration:
+    return Registration(
+        tenant=tenant,
+        task_id=task_id,
+        registered_at=round(time.time(), 3),
+        rid=uuid.uuid4().hex[:16],
+        webhook_url=url,
+    )
+
+
+async def test_a_failing_outcome_leaves_the_others_of_its_batch_written(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=1000, retention=3600)
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    for task_id in (good, bad):
+        await registry.register(registration(task_id, "alpha", "https://example.com/h"))
+    # The bad task's delivery listing is not a list: making its delivery fails.
+    await redis.set(f"relay:dlvs:alpha:{bad}", "not a list")
+    now = time.time()
+    outcomes = []
+    for task_id in (bad, good):
+        raw = await redis.hget(f"relay:task:{task_id}", "state")
+        assert raw is not None
+        state = TaskState(registered_at=now, deadline_at=now + 600)
+        step = lifecycle.observe(state, FINISHED, now, PollPolicy())
+        outcomes.append(Outcome(task_id, raw, step, polls_after=1, lease=None))
+    applied = await queue.apply(outcomes, now)
+    assert applied.replies == ["error", "ok"]
+    assert await redis.hget(f"relay:task:{good}", "final_type") == "task.succeeded"
+    assert await redis.llen(f"relay:dlvs:alpha:{good}") == 1
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_unreadable_registration_does_not_stop_the_others_events(
+    api: Api, redis: Redis, upstream: ScriptedUpstream, receiver: Receiver
+) -> None:
+    task_id = str(uuid.uuid4())
+    upstream.script(task_id, {"task_id": task_id, "status": "processing", "percentage": "10"})
+    assert (await api.register(task_id, webhook_url=receiver.url + "/a")).status_code == 201
+    beta = await api.register(task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/b")
+    assert beta.status_code == 201
+    await api.wait_status(task_id, "running")
+    # Whatever made it so, the other tenant's stored registration cannot be read by Lua.
+    await redis.hset(f"relay:task:{task_id}", "r:beta", "{" * 1200 + "}" * 1200)
+    upstream.script(task_id, {"task_id": task_id, "status": "finished", "image_url": "https://x/a"})
+    await receiver.wait_for(1, timeout=10)
+    await asyncio.sleep(0.3)
+    (event,) = receiver.events()
+    assert event["type"] == "task.succeeded"
+    assert event["data"]["webhook_url"] == receiver.url + "/a"
+    assert (await api.task(task_id)).json()["status"] == "succeeded"
+    # Counted: processes add their counters to Redis about once a second.
+    for _ in range(100):
+        metrics = (await api.client.get("/metrics")).text
+        if 'relay_write_errors_total{item="registration"} 1.0' in metrics:
+            break
+        await asyncio.sleep(0.05)
+    assert 'relay_write_errors_total{item="registration"} 1.0' in metrics
