@@ -14,7 +14,9 @@ from relay_client import (
     InvalidField,
     NoEvent,
     NotFound,
+    QuotaExceeded,
     RelayClient,
+    TooManyRequests,
     Unauthorized,
 )
 
@@ -259,3 +261,26 @@ async def test_the_sync_client_makes_the_same_calls(api: Api, upstream: Scripted
 
     # The relay serves from this event loop: the blocking client runs beside it.
     await asyncio.to_thread(session)
+
+
+@pytest.mark.parametrize("env_overrides", [{"RELAY_TENANT_MAX_TASKS": "2"}])
+async def test_a_registration_past_the_tenants_quota_raises_quota_exceeded(
+    client: AsyncRelayClient, upstream: ScriptedUpstream
+) -> None:
+    for _ in range(2):
+        assert (await client.register(running(upstream), events=[])).created
+    with pytest.raises(QuotaExceeded) as caught:
+        await client.register(running(upstream), events=[])
+    assert (caught.value.status, caught.value.code) == (429, "quota_exceeded")
+    assert isinstance(caught.value, TooManyRequests)
+
+
+async def test_upstream_webhook_is_part_of_the_registration(
+    client: AsyncRelayClient, upstream: ScriptedUpstream
+) -> None:
+    task_id = running(upstream)
+    assert (await client.register(task_id, events=[], upstream_webhook=True)).created
+    assert not (await client.register(task_id, events=[], upstream_webhook=True)).created
+    with pytest.raises(Conflict) as caught:
+        await client.register(task_id, events=[])  # the default, False
+    assert caught.value.field == "upstream_webhook"
