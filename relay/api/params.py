@@ -58,22 +58,26 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
+MAX_CURSOR = 4096
+
+
 def query_cursor(request: Request) -> Page | None:
     raw = request.query_params.get("cursor")
     if not raw:
         return None
     try:
-        score, member = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError):
-        score = member = None
-    if (
-        isinstance(score, bool)
-        or not isinstance(score, int | float)
-        or not math.isfinite(score)
-        or not isinstance(member, str)
-    ):
+        if len(raw) > MAX_CURSOR:
+            raise ValueError("too long")
+        # Decoded to its exact shape, so a nested payload fails at its first level
+        # instead of recursing (msgspec recurses on the C stack for untyped JSON).
+        score, member = msgspec.json.decode(
+            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[float, str]
+        )
+    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, RecursionError):
+        score, member = math.nan, ""
+    if not math.isfinite(score):
         raise ApiError(400, "invalid_query", "cursor is not one this API gave", "cursor")
-    return Page(float(score), member)
+    return Page(score, member)
 
 
 def cursor_text(page: Page | None) -> str | None:

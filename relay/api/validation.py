@@ -14,6 +14,7 @@ from relay.core.model import DEFAULT_EVENTS, EVENT_TYPES
 
 MAX_BODY = 64 * 1024
 MAX_METADATA = 16 * 1024
+MAX_METADATA_DEPTH = 32
 MAX_URL = 2048
 
 
@@ -48,7 +49,51 @@ def decode_json(body: bytes) -> Any:
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
     except RecursionError:
+        if deepest_member(body) == "metadata":
+            raise _too_deep() from None
         raise ApiError(400, "invalid_json", "The body's JSON is nested too deeply") from None
+
+
+def deepest_member(body: bytes) -> str | None:
+    """The member of the body's top-level object under which it nests deepest.
+
+    Read byte by byte, without recursion, to name the field at fault once a
+    decoder found the body too deep for it; None if the body is no object.
+    """
+    if not body.lstrip().startswith(b"{"):
+        return None
+    depth = deepest = 0
+    member = found = None
+    in_string = escaped = False
+    start = 0
+    last_string = b""
+    for i, byte in enumerate(body):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                last_string = body[start : i + 1]
+        elif byte == 0x22:
+            in_string, start = True, i
+        elif byte in b"{[":
+            depth += 1
+            if depth > deepest:
+                deepest, found = depth, member
+        elif byte in b"}]":
+            depth -= 1
+        elif byte == 0x3A and depth == 1:  # the colon after a top-level member's name
+            try:
+                member = msgspec.json.decode(last_string, type=str)
+            except msgspec.DecodeError:
+                member = None
+    return found
+
+
+def _too_deep() -> ApiError:
+    return invalid("metadata", f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
 
 
 def parse_registration(payload: Any) -> RegistrationRequest:
@@ -111,6 +156,28 @@ def _metadata(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise invalid("metadata", "metadata must be a JSON object")
+    if nesting_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+        raise _too_deep()
     if len(msgspec.json.encode(value)) > MAX_METADATA:
         raise invalid("metadata", f"metadata must be at most {MAX_METADATA} bytes as JSON")
     return value
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Levels of objects and arrays in `value` (a scalar is 0), counted up to limit + 1.
+
+    Without recursion, and stopping past the limit, so however deep the input
+    the answer costs at most the size of its first `limit` levels.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from redis.asyncio import Redis
 
@@ -10,6 +11,15 @@ from relay.core.model import Ending, Event, Registration
 from relay.store import keys, scripts
 from relay.store.codec import dump, load_event, load_registration
 from relay.store.redis import to_ms
+
+# Every delivery id has the shape the fan-out script gives it ('dlv_' and 26 hex digits
+# of a SHA-1, scripts._FAN_OUT). Anything else names no delivery and must not reach
+# Redis: with a suffix such as `:attempts` it would name another key of another type.
+DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{26}")
+
+
+def is_delivery_id(value: str) -> bool:
+    return DELIVERY_ID.fullmatch(value) is not None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int
 from relay.api.responses import JSONResponse
 from relay.store import Registry
+from relay.store.deliveries import is_delivery_id
 
 
 async def _registered(request: Request) -> tuple[str, str, Registry]:
@@ -50,6 +51,8 @@ async def failed_deliveries(request: Request) -> Response:
 async def redeliver_delivery(request: Request) -> Response:
     tenant = request.app.state.tenants.tenant_of(request)
     delivery_id = request.path_params["delivery_id"]
+    if not is_delivery_id(delivery_id):
+        raise ApiError(404, "not_found", "No such delivery")
     started = await request.app.state.registry.redeliver_one(tenant, delivery_id, time.time())
     if started is None:
         raise ApiError(404, "not_found", "No such delivery")
