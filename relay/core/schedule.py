@@ -21,11 +21,12 @@ Why the rules are what they are:
   (`TaskState.waiting_at`): it began processing after that answer. The span is the
   shortest documented duration of the type less a margin (`EARLY`), since the documented
   ranges are typical, not bounds; a type the notes do not time gets no quiet span.
-- Polls keep to the registration's grid (registration + k x minimum interval) whenever a
-  sparse poll can land on it: a quiet span is cut short to the last grid point inside it,
+- Polls keep to the registration's grid (registration + k x minimum interval): a quiet
+  span ends at the first grid point at or after it, the first poll that can see an end,
   and the polls at the minimum interval that follow stay on the grid. A client that polls
   every minimum interval from registration then learns nothing before the relay does, task
-  by task, not only on average: each of the relay's polls near an end is one of its polls.
+  by task, not only on average: near a possible end the relay makes every one of its polls,
+  and it skips only grid points before which no end can have come.
 - Faults back off exponentially; an estimate or a saving never outranks a fault.
 """
 
@@ -128,18 +129,23 @@ def next_delay(state: TaskState, now: float, policy: PollPolicy) -> float:
 
 
 def _on_grid(state: TaskState, now: float, quiet: float, policy: PollPolicy) -> float:
-    """The latest poll within `quiet` seconds that is on the registration's grid.
+    """The first poll on the registration's grid that can see an end after `quiet` seconds.
 
-    Never later than `quiet` (an end may follow it), never sooner than the minimum
-    interval; when no grid point fits, `quiet` itself.
+    An end cannot come sooner, so no poll before that grid point can see one, and a client
+    polling on the grid learns it there at the earliest too. Within the maximum interval;
+    never sooner than the minimum.
     """
-    delay = clamp(quiet, policy)
-    if delay <= policy.min_interval:
+    if quiet <= policy.min_interval:
         return policy.min_interval
     step = policy.min_interval
     elapsed = now - state.registered_at
     # A microsecond of slack: times are kept to the millisecond, floats are not exact.
-    on_grid = math.floor((elapsed + delay + _SLACK) / step) * step - elapsed
-    if math.isfinite(on_grid) and policy.min_interval - _SLACK <= on_grid <= delay + _SLACK:
-        return min(delay, max(policy.min_interval, on_grid))
-    return delay
+    if quiet <= policy.max_interval:
+        on_grid = math.ceil((elapsed + quiet - _SLACK) / step) * step - elapsed
+        if math.isfinite(on_grid) and on_grid <= policy.max_interval:
+            return max(policy.min_interval, on_grid)
+    # Capped by the maximum: the last grid point within it.
+    on_grid = math.floor((elapsed + policy.max_interval + _SLACK) / step) * step - elapsed
+    if math.isfinite(on_grid) and on_grid >= policy.min_interval - _SLACK:
+        return clamp(on_grid, policy)
+    return clamp(quiet, policy)

@@ -305,13 +305,13 @@ def test_observe_keeps_known_type_and_model(obs: Observation, task_type: str, mo
 
 # Within the grace the task is polled at the schedule's pace (the upstream may retry it at
 # once, and a short retry may end before the grace does): an imagine is not processing, so
-# it cannot end within 22.5 s, polled on the 5 s grid at 20 s.
+# it cannot end within 22.5 s, and is polled at the first grid point after, 25 s.
 @pytest.mark.parametrize(
     ("before", "policy", "delay"),
     [
-        pytest.param(AT_45, POLICY, 20.0, id="grace-30-polled-at-the-schedules-pace"),
-        pytest.param(STAGED, POLICY, 20.0, id="grace-from-queued"),
-        pytest.param(AT_45, PollPolicy(5.0, 60.0, failed_grace=600.0), 20.0, id="grace-beyond-max"),
+        pytest.param(AT_45, POLICY, 25.0, id="grace-30-polled-at-the-schedules-pace"),
+        pytest.param(STAGED, POLICY, 25.0, id="grace-from-queued"),
+        pytest.param(AT_45, PollPolicy(5.0, 60.0, failed_grace=600.0), 25.0, id="grace-beyond-max"),
         pytest.param(
             AT_45, PollPolicy(5.0, 60.0, failed_grace=15.0), 15.0, id="grace-sooner-than-pace"
         ),
@@ -387,7 +387,7 @@ def test_failed_then_other_answer_clears_the_grace(
         again = observe(step.state, FAILED, NOW + 40, POLICY)
         assert again.event is None
         assert again.state.failed_since == NOW + 40
-        assert again.delay == pytest.approx(20.0)  # the schedule's pace, within the grace
+        assert again.delay == pytest.approx(25.0)  # the schedule's pace, within the grace
 
 
 def test_a_grace_beyond_the_maximum_interval_still_holds_the_failure() -> None:

@@ -151,40 +151,47 @@ def test_quiet_until(task: TaskState, expected: float | None) -> None:
 @pytest.mark.parametrize(
     ("task", "policy", "expected"),
     [
-        # waiting: one poll per shortest run, cut to the last grid point inside it
-        pytest.param(waiting("imagine"), POLICY, 20.0, id="pending-imagine-22.5-to-grid-20"),
-        pytest.param(waiting("imagine", "staged"), POLICY, 20.0, id="staged-imagine"),
-        pytest.param(waiting("imagine", "starting"), POLICY, 20.0, id="starting-imagine"),
+        # waiting: one poll per shortest run, at the first grid point after it
+        pytest.param(waiting("imagine"), POLICY, 25.0, id="pending-imagine-22.5-to-grid-25"),
+        pytest.param(waiting("imagine", "staged"), POLICY, 25.0, id="staged-imagine"),
+        pytest.param(waiting("imagine", "starting"), POLICY, 25.0, id="starting-imagine"),
         pytest.param(waiting("imagine-video"), POLICY, 45.0, id="pending-video-45-on-grid"),
-        pytest.param(waiting("upscale#1"), POLICY, 10.0, id="pending-upscale-11.25-to-10"),
-        pytest.param(waiting("describe"), POLICY, 5.0, id="pending-describe-7.5-to-5"),
+        pytest.param(waiting("upscale#1"), POLICY, 15.0, id="pending-upscale-11.25-to-15"),
+        pytest.param(waiting("describe"), POLICY, 10.0, id="pending-describe-7.5-to-10"),
         pytest.param(waiting("seed"), POLICY, 5.0, id="pending-seed-under-min"),
         pytest.param(waiting("inpaint"), POLICY, 5.0, id="pending-untimed-type-min"),
         pytest.param(waiting(None), POLICY, 5.0, id="pending-type-unknown-min"),
         pytest.param(waiting("imagine-video"), NARROW, 30.0, id="pending-video-max"),
-        pytest.param(waiting("imagine-video"), SLOW, 40.0, id="pending-video-10s-grid"),
+        pytest.param(
+            waiting("imagine-video", registered_at=REGISTERED + 2.5),
+            NARROW,
+            27.5,
+            id="pending-video-last-grid-point-within-max",
+        ),
+        pytest.param(waiting("imagine-video"), SLOW, 50.0, id="pending-video-10s-grid"),
         pytest.param(
             waiting("imagine-video", registered_at=REGISTERED + 2.5),
             POLICY,
-            42.5,
+            47.5,
             id="grid-from-registration",
         ),
         pytest.param(
             waiting("imagine", registered_at=REGISTERED + 0.3),
             POLICY,
-            20.3,
-            id="off-grid-now-snaps-down",
+            25.3,
+            id="off-grid-now-back-on-the-grid",
         ),
         pytest.param(
             waiting("imagine", registered_at=REGISTERED + 4.9),
             POLICY,
-            19.9,
-            id="off-grid-now-snaps-down-further",
+            24.9,
+            id="off-grid-now-back-on-the-grid-sooner",
         ),
         # processing: left alone for a shortest run after it was last seen waiting...
-        pytest.param(running(waiting_at=NOW), POLICY, 20.0, id="just-began-imagine"),
-        pytest.param(running(waiting_at=NOW - 10), POLICY, 10.0, id="began-10s-ago-to-grid"),
-        pytest.param(running(waiting_at=NOW - 15), POLICY, 5.0, id="quiet-7.5s-left-to-grid-5"),
+        pytest.param(running(waiting_at=NOW), POLICY, 25.0, id="just-began-imagine"),
+        pytest.param(running(waiting_at=NOW - 10), POLICY, 15.0, id="began-10s-ago-to-grid"),
+        pytest.param(running(waiting_at=NOW - 15), POLICY, 10.0, id="quiet-7.5s-left-to-grid"),
+        pytest.param(running(waiting_at=NOW - 17.5), POLICY, 5.0, id="quiet-5s-left-min"),
         pytest.param(running(waiting_at=NOW - 20), POLICY, 5.0, id="quiet-ends-within-min"),
         pytest.param(
             running("imagine-video", waiting_at=NOW - 20), POLICY, 25.0, id="video-quiet-25"
@@ -198,7 +205,7 @@ def test_quiet_until(task: TaskState, expected: float | None) -> None:
         pytest.param(
             running("upscale-2x", upstream_status="retrying", waiting_at=NOW),
             POLICY,
-            10.0,
+            15.0,
             id="unknown-word-counts-as-processing",
         ),
         # ...then every minimum interval: an end is plausible at any moment
@@ -439,20 +446,21 @@ def test_next_delay_always_within_bounds(task: TaskState, now: float, policy: Po
 
 @settings(max_examples=1000, deadline=None, database=None)
 @given(task=TASK_STATES, now=TIMES, policy=policies())
-def test_next_delay_never_past_the_quiet_span(
+def test_next_delay_at_most_one_interval_past_the_quiet_span(
     task: TaskState, now: float, policy: PollPolicy
 ) -> None:
-    """A saving never reaches past the moment an end becomes possible."""
+    """A saving reaches no further than the first grid point at which an end can be seen."""
     task = msgspec.structs.replace(task, errors=0)
     delay = next_delay(task, now, policy)
     if is_waiting(task):
-        assert delay <= max(policy.min_interval, shortest_run(task.task_type)) + 1e-6
+        quiet = shortest_run(task.task_type)
     else:
         until = quiet_until(task)
-        if until is None or until - now <= policy.min_interval:
-            assert delay == policy.min_interval
-        else:
-            assert delay <= until - now + 1e-6
+        quiet = until - now if until is not None else 0.0
+    if quiet <= policy.min_interval:
+        assert delay == policy.min_interval
+    else:
+        assert delay < quiet + policy.min_interval + 1e-6
 
 
 @settings(max_examples=500, deadline=None, database=None)
