@@ -1,10 +1,11 @@
-"""When to poll a task next: as soon as a client polling it every minimum interval would
-learn its end, and no sooner where an end cannot be.
+"""When to poll a task next: in time to learn its end no later than a client polling it
+every minimum interval would, and not while no end can come.
 
 A pure function of the task's state and the clock. The schedule never goes below the
-minimum interval nor above the maximum (the failed grace and a `Retry-After` may go beyond
-the maximum; lifecycle handles both), and a final task has no next poll (lifecycle answers
-None for it). `python -m bench.schedule_sim` measures it against fixed 5 s polling.
+minimum interval nor above the maximum (a `Retry-After` may go beyond the maximum, and
+within the failed grace lifecycle polls at this schedule's pace until the grace is over),
+and a final task has no next poll (lifecycle answers None for it).
+`python -m bench.schedule_sim` measures it against fixed 5 s polling.
 
 Why the rules are what they are:
 
