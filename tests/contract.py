@@ -1,4 +1,9 @@
-"""What the contract and the upstream's own page fix, shared by the test modules."""
+"""What the relay's contract and the upstream's own documentation fix, shared by the tests.
+
+The contract is the README's "The HTTP API" and "Webhooks, for consumers"; the upstream's
+is its documentation page for `POST /api/v1/fetch` ("Fetch Task"), whose example answers
+are copied below as they stand.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import re
 TASK = "550e8400-e29b-41d4-a716-446655440000"
 FLUX_TASK = "661f9511-f30c-52e5-b827-557766551111"
 
-# The task resource's keys (CONTRACT.md), its result's, and its timestamps' form.
+# The task resource's keys (README.md, "The task resource"), its result's, its timestamps' form.
 RESOURCE_KEYS = {
     "task_id",
     "status",
@@ -28,7 +33,7 @@ RESOURCE_KEYS = {
 RESULT_KEYS = {"images", "grid_image", "videos", "content", "seed"}
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
-# --- verbatim from the upstream's fetch-endpoint.txt ------------------------------------------
+# --- verbatim from the upstream's fetch page's example answers --------------------------------
 
 PROCESSING = {
     "task_id": "550e8400-e29b-41d4-a716-446655440000",
