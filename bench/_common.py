@@ -61,6 +61,7 @@ BENCHMARKS: tuple[str, ...] = (
     "end_to_end",
     "memory",
     "recovery",
+    "receivers",
 )
 
 RESULT_LINE = re.compile(r"^(\S+) (-?(?:[0-9][0-9.]*(?:e[+-]?[0-9]+)?|nan|inf)) (\S+) \((.+)\)$")
@@ -391,6 +392,7 @@ async def register_tasks(
     running: bool = False,
     deadline: float = 3 * 3600.0,
     batch: int = 1000,
+    tenant: str = TENANT,
 ) -> dict[str, str]:
     """Register tasks as the API does (the same Lua script, pipelined); their stored state.
 
@@ -407,7 +409,7 @@ async def register_tasks(
         async with redis.pipeline(transaction=False) as pipe:
             for task_id in task_ids[start : start + batch]:
                 registration = Registration(
-                    tenant=TENANT,
+                    tenant=tenant,
                     task_id=task_id,
                     registered_at=now,
                     rid=secrets.token_hex(8),
@@ -419,10 +421,12 @@ async def register_tasks(
                     args=[
                         keys.PREFIX,
                         task_id,
-                        TENANT,
+                        tenant,
                         dump_registration(registration),
                         raw_state,
                         to_ms(now),
+                        0,  # the upstream does not call back
+                        len(task_ids),  # the tenant's quota: every one of them
                     ],
                     client=pipe,
                 )

@@ -27,6 +27,7 @@ from prometheus_client.core import (
 from redis.asyncio import Redis
 
 from relay.store import keys
+from relay.store.breaker import STATE_TTL
 
 logger = logging.getLogger("relay.metrics")
 
@@ -42,6 +43,20 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Items set aside by a batched write, the others written all the same: an outcome"
         " (polled again) or a registration that could not be read (no delivery for it)",
         ("item",),
+    ),
+    "relay_receiver_deferred_total": (
+        "Due webhook attempts put off without spending an attempt: the receiver held"
+        " (attempts skipped while held), or at its in-flight bound (busy)",
+        ("reason",),
+    ),
+    "relay_receiver_holds_total": ("Receivers held after failing repeatedly", ()),
+    "relay_receiver_probes_total": (
+        "Probes of held receivers, by what they found (up ends the hold)",
+        ("outcome",),
+    ),
+    "relay_deliveries_expired_total": (
+        "Deliveries ended failed while their receiver was held, the retry span having passed",
+        (),
     ),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -133,6 +148,7 @@ async def render(redis: Redis) -> bytes:
         pipe.zcount(keys.DELIVERY_DUE, "-inf", now_ms)
         pipe.get(keys.UPSTREAM_PAUSED)
         pipe.get(keys.UPSTREAM_UNAUTHORIZED)
+        pipe.zcount(keys.HELD_RECEIVERS, now_ms - int(STATE_TTL * 1000), "+inf")
         (
             stored,
             tracked,
@@ -141,6 +157,7 @@ async def render(redis: Redis) -> bytes:
             deliveries_due,
             paused,
             unauthorized,
+            held,
         ) = await pipe.execute()
     families: list[Metric] = []
     for name, (help_text, label_names) in COUNTERS.items():
@@ -171,6 +188,10 @@ async def render(redis: Redis) -> bytes:
         "relay_upstream_unauthorized": (
             "1 while the upstream refuses the API key (401)",
             1 if unauthorized else 0,
+        ),
+        "relay_held_receivers": (
+            "Receivers (scheme://host:port) held by the circuit breaker: only probes reach them",
+            held,
         ),
     }
     for name, (help_text, value) in gauges.items():

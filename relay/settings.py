@@ -54,6 +54,7 @@ class Settings:
     retention: float = 7 * 86400.0
     poll_concurrency: int = 200
     delivery_concurrency: int = 200
+    receiver_hold_after: int = 5  # failed attempts in a row that hold a receiver; 0: never
     # Tracked (registered, not yet final) tasks one tenant may have at once: enough for
     # a busy client (a day of tasks at one a second ends long before it), small
     # enough that one tenant cannot fill Redis or the upstream rate alone.
@@ -114,6 +115,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
     return value
 
 
@@ -246,6 +254,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RELAY_RETENTION": ("retention", _positive_float),
     "RELAY_POLL_CONCURRENCY": ("poll_concurrency", _positive_int),
     "RELAY_DELIVERY_CONCURRENCY": ("delivery_concurrency", _positive_int),
+    "RELAY_RECEIVER_HOLD_AFTER": ("receiver_hold_after", _non_negative_int),
     "RELAY_TENANT_MAX_TASKS": ("tenant_max_tasks", _positive_int),
     "RELAY_LOG_LEVEL": ("log_level", _log_level),
 }

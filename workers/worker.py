@@ -85,6 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         lease=settings.delivery_lease,
         concurrency=settings.delivery_concurrency,
         recorder=recorder,
+        hold_after=settings.receiver_hold_after,
     )
     poller.on_events = deliverer.wake.set
     stopping = asyncio.Event()

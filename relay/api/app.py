@@ -14,6 +14,7 @@ from relay.api import routes, schemas
 from relay.api.auth import Tenants
 from relay.api.errors import EXCEPTION_HANDLERS
 from relay.api.openapi import TASK_ID, Endpoint, Param, build_spec
+from relay.api.routes.receivers import HeldReceiverList, list_held_receivers
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
@@ -111,6 +112,11 @@ ENDPOINTS: list[Endpoint] = [
         "POST", "/v1/deliveries/redeliver", routes.redeliver_failed,
         "A new attempt series for every failed delivery of the tenant",
         responses={202: (schemas.BulkRedelivered, "The deliveries started again")},
+    ),
+    Endpoint(
+        "GET", "/v1/receivers", list_held_receivers,
+        "The caller's webhook receivers that the circuit breaker holds (only probes reach them)",
+        responses={200: (HeldReceiverList, "Held receivers, longest held first")},
     ),
     Endpoint(
         "POST", "/v1/upstream/webhook", routes.upstream_webhook,

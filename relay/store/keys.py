@@ -23,6 +23,14 @@ Global:
   upstream:unauthorized string when the upstream last refused the key (cleared on success)
   metrics              hash  counters of every process (see relay.metrics)
   tenants              set   every tenant that ever registered (for the retention sweep)
+  rcv_held             zset  origin of each held receiver -> when last touched (ms)
+Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
+expiring `STATE_TTL` after its last write:
+  rcv:{origin}         hash  the breaker: failures in a row, window, hold, probe lease
+  rcv:{origin}:f       zset  attempts in flight, `delivery_id|lease` -> lease end (ms)
+  rcv:{origin}:q       zset  parked delivery ids -> creation time (ms): waiting to go
+  rcv:{origin}:r       zset  delivery ids whose last attempt there failed -> creation (ms)
+  rcv_held:{tenant}    zset  origin -> when that tenant's deliveries last waited for it
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ UPSTREAM_PAUSED = PREFIX + "upstream:paused"
 UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
 METRICS = PREFIX + "metrics"
 TENANTS = PREFIX + "tenants"
+HELD_RECEIVERS = PREFIX + "rcv_held"
 
 
 def task(task_id: str) -> str:
@@ -81,3 +90,11 @@ def active_tasks(tenant: str) -> str:
 
 def failed_deliveries(tenant: str) -> str:
     return f"{PREFIX}failed:{tenant}"
+
+
+def receiver(origin: str) -> str:
+    return f"{PREFIX}rcv:{origin}"
+
+
+def held_for_tenant(tenant: str) -> str:
+    return f"{PREFIX}rcv_held:{tenant}"

@@ -20,6 +20,12 @@ ATTEMPTS = 4  # fast_env's schedule 0.05,0.05,0.05: the first attempt and three 
 DELIVERY_KEYS = {"id", "task_id", "webhook_id", "type", "status", "attempts"}
 
 
+@pytest.fixture
+def env_overrides() -> dict[str, str]:
+    # These receivers fail every attempt of whole schedules on purpose: no breaker holds them.
+    return {"RELAY_RECEIVER_HOLD_AFTER": "0"}
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 

@@ -283,6 +283,8 @@ async def test_stuck_deliveries_first_then_redeliver(
 
 
 @pytest.mark.usefixtures("worker")
+# Every attempt of both schedules reaches the receiver: no breaker holds it.
+@pytest.mark.parametrize("env_overrides", [{"RELAY_RECEIVER_HOLD_AFTER": "0"}])
 async def test_redeliver_all_failed(
     api: Api, upstream: ScriptedUpstream, failing_receiver: Receiver, tab: Tab
 ) -> None:
