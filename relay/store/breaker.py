@@ -151,6 +151,7 @@ while i <= #ARGV do
   local free = 0
   if not held then free = limit(s) - in_flight(s) end
   local dirty, flying, parked, reschedule = false, false, false, false
+  local any_parked = redis.call('EXISTS', s.parked) == 1
   for _ = 1, n do
     local did, lease, tenant = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     i = i + 3
@@ -194,7 +195,7 @@ while i <= #ARGV do
       redis.call('HSET', dkey, 'lease', 0)
       parked = true
     else
-      redis.call('ZREM', s.parked, did)
+      if any_parked then redis.call('ZREM', s.parked, did) end
       if did == s.pc then
         s.pc, dirty = '', true
         if held and answer ~= 'probe' then reschedule = true end
@@ -242,6 +243,7 @@ while i <= #ARGV do
   local o, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   local s = load(o)
+  local any_retrying = redis.call('EXISTS', s.retrying) == 1
   for _ = 1, n do
     local member, verdict, tenant = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     i = i + 3
@@ -251,7 +253,7 @@ while i <= #ARGV do
     if probe then s.pd, s.pl = '', 0 end
     if verdict == 'up' then
       s.f, s.lok = 0, now
-      redis.call('ZREM', s.retrying, did)
+      if any_retrying then redis.call('ZREM', s.retrying, did) end
       if s.hs > 0 then
         -- Back: the window starts again, so the backlog ramps up; deliveries waiting
         -- for a retry after failing here wait no longer.
@@ -270,6 +272,7 @@ while i <= #ARGV do
       if created then
         redis.call('ZADD', s.retrying, tonumber(created) or now, did)
         redis.call('PEXPIRE', s.retrying, ttl)
+        any_retrying = true
       end
       if s.hs > 0 then
         if probe then
