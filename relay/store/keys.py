@@ -2,7 +2,10 @@
 
 Per task (shared by all tenants):
   task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
-                             and r:{tenant} -> that tenant's registration (JSON) for each
+                             r:{tenant} -> that tenant's registration (JSON) for each,
+                             u:{tenant} for each that said `upstream_webhook: true`,
+                             nw (how many did not: 0 polls the task as a safety net),
+                             sg (re-fetches the latest upstream callback still allows)
   gone:{id}            hash  tenant -> rid of a registration whose receiver answered 410
   event:{event_id}     string Event JSON (type, time, state snapshot, polls)
 Per tenant and task:
@@ -22,6 +25,7 @@ Global:
   upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
   upstream:unauthorized string when the upstream last refused the key (cleared on success)
   metrics              hash  counters of every process (see relay.metrics)
+  finals               channel pub/sub: the id of each task as it becomes final (wakes /wait)
   tenants              set   every tenant that ever registered (for the retention sweep)
   rcv_held             zset  origin of each held receiver -> when last touched (ms)
 Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
@@ -44,6 +48,7 @@ UPSTREAM_PAUSED = PREFIX + "upstream:paused"
 UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
 METRICS = PREFIX + "metrics"
 TENANTS = PREFIX + "tenants"
+FINALS = PREFIX + "finals"  # pub/sub channel: the id of each task as it becomes final
 HELD_RECEIVERS = PREFIX + "rcv_held"
 
 

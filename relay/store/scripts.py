@@ -303,6 +303,8 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
       redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
       redis.call('SREM', P .. 'active:' .. tenant, id)
     end
+    -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
+    redis.call('PUBLISH', P .. 'finals', id)
   else
     redis.call('ZADD', due, tonumber(next_due), id)
   end
