@@ -138,6 +138,16 @@ class _Static:
         return self._families
 
 
+async def _due_per_tenant(redis: Redis, tenants: list[str], now_ms: int) -> list[tuple[str, int]]:
+    if not tenants:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for tenant in tenants:
+            pipe.zcount(keys.tenant_due(tenant), "-inf", now_ms)
+        counts = await pipe.execute()
+    return list(zip(tenants, (int(c) for c in counts), strict=True))
+
+
 async def render(redis: Redis) -> bytes:
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
@@ -149,6 +159,7 @@ async def render(redis: Redis) -> bytes:
         pipe.get(keys.UPSTREAM_PAUSED)
         pipe.get(keys.UPSTREAM_UNAUTHORIZED)
         pipe.zcount(keys.HELD_RECEIVERS, now_ms - int(STATE_TTL * 1000), "+inf")
+        pipe.smembers(keys.DUE_TENANTS)
         (
             stored,
             tracked,
@@ -158,7 +169,9 @@ async def render(redis: Redis) -> bytes:
             paused,
             unauthorized,
             held,
+            due_tenants,
         ) = await pipe.execute()
+    per_tenant = await _due_per_tenant(redis, sorted(due_tenants), now_ms)
     families: list[Metric] = []
     for name, (help_text, label_names) in COUNTERS.items():
         family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=label_names)
@@ -196,6 +209,15 @@ async def render(redis: Redis) -> bytes:
     }
     for name, (help_text, value) in gauges.items():
         families.append(GaugeMetricFamily(name, help_text, value=float(value)))
+    tenant_due = GaugeMetricFamily(
+        "relay_tenant_due_tasks",
+        "Tasks due for a poll now, per tenant (a task shared by tenants counts for each;"
+        " claims in flight count as due)",
+        labels=("tenant",),
+    )
+    for tenant, count in per_tenant:
+        tenant_due.add_metric([tenant], float(count))
+    families.append(tenant_due)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Static(families))
     return generate_latest(registry)

@@ -17,9 +17,13 @@ Per delivery:
 Per tenant:
   tenant:{tenant}      zset  task id -> registration time (listing, retention)
   active:{tenant}      set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
+  tdue:{tenant}        zset  task id -> next poll time (ms), the tenant's copy of `due`, read
+                             to share the rate fairly when more is due than it allows
   failed:{tenant}      zset  delivery id -> when it failed (the operator's "what is stuck")
 Global:
   due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
+  due_tenants          set   tenants with a non-empty tdue:{tenant}
+  due_turn             string which tenant the next contended claim starts with
   dlv_due              zset  delivery id -> next attempt time (ms); claimed the same way
   upstream:bucket      hash  the shared token bucket for upstream calls
   upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
@@ -48,6 +52,8 @@ UPSTREAM_PAUSED = PREFIX + "upstream:paused"
 UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
 METRICS = PREFIX + "metrics"
 TENANTS = PREFIX + "tenants"
+DUE_TENANTS = PREFIX + "due_tenants"
+DUE_TURN = PREFIX + "due_turn"
 FINALS = PREFIX + "finals"  # pub/sub channel: the id of each task as it becomes final
 HELD_RECEIVERS = PREFIX + "rcv_held"
 
@@ -91,6 +97,10 @@ def tenant_tasks(tenant: str) -> str:
 
 def active_tasks(tenant: str) -> str:
     return f"{PREFIX}active:{tenant}"
+
+
+def tenant_due(tenant: str) -> str:
+    return f"{PREFIX}tdue:{tenant}"
 
 
 def failed_deliveries(tenant: str) -> str:

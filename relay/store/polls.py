@@ -127,7 +127,8 @@ class PollQueue:
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
         reply = await self._signal(
-            keys=[keys.task(task_id), keys.DUE], args=[task_id, to_ms(now), signals]
+            keys=[keys.task(task_id), keys.DUE],
+            args=[task_id, to_ms(now), signals, keys.PREFIX],
         )
         return str(reply) == "signalled"
 

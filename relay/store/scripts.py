@@ -63,6 +63,19 @@ local function wants(reg, etype)
   return false
 end
 
+-- A tenant's own copy of its tasks' poll times (`tdue:<tenant>`), read only when more
+-- polls are due than the rate allows, to share the rate fairly (CLAIM_POLLS).
+local function tenant_due(tenant, score, id)
+  redis.call('ZADD', P .. 'tdue:' .. tenant, score, id)
+  redis.call('SADD', P .. 'due_tenants', tenant)
+end
+
+local function tenant_done(tenant, id)
+  local tdue = P .. 'tdue:' .. tenant
+  redis.call('ZREM', tdue, id)
+  if redis.call('ZCARD', tdue) == 0 then redis.call('SREM', P .. 'due_tenants', tenant) end
+end
+
 -- The tenants registered for a task: its hash's fields named 'r:<tenant>'.
 local function tenants_of(tkey)
   local found = {}
@@ -144,6 +157,7 @@ redis.call('SADD', P .. 'tenants', tenant)
 if not existed then
   redis.call('HSET', tkey, 'state', init, 'polls', '0')
   redis.call('ZADD', P .. 'due', now, id)
+  tenant_due(tenant, now, id)
   return {'created', reg, init, '0'}
 end
 if final_event then
@@ -158,9 +172,12 @@ if final_event then
   return answer('final')
 end
 redis.call('PERSIST', tkey)
-if not redis.call('ZSCORE', P .. 'due', id) then
+local score = redis.call('ZSCORE', P .. 'due', id)
+if not score then
+  score = now
   redis.call('ZADD', P .. 'due', now, id)
 end
+tenant_due(tenant, score, id)
 return answer('joined')
 """
 )
@@ -190,6 +207,10 @@ end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZREM', P .. 'tenant:' .. tenant, id)
 redis.call('SREM', P .. 'active:' .. tenant, id)
+redis.call('ZREM', P .. 'tdue:' .. tenant, id)
+if redis.call('ZCARD', P .. 'tdue:' .. tenant) == 0 then
+  redis.call('SREM', P .. 'due_tenants', tenant)
+end
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
 for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('ZREM', P .. 'dlv_due', did)
@@ -229,11 +250,95 @@ if now > ts then
   ts = now
 end
 local n = math.min(limit, math.floor(tokens))
+
+-- More due than can be taken: an equal share for each tenant with due tasks, its
+-- earliest first, taken one task per tenant in turn (a tenant with few due tasks
+-- leaves the rest to the others; a task shared by tenants counts once). Each
+-- tenant's `tdue` copy of the poll times may be stale (a claim's lease is kept in
+-- `due` only): `due` says whether a task is due; entries of tasks it no longer has
+-- are dropped.
+local function fair_pick(count)
+  local tenants = redis.call('SMEMBERS', P .. 'due_tenants')
+  if #tenants == 0 then return {} end
+  table.sort(tenants)
+  local start = redis.call('INCR', P .. 'due_turn') % #tenants
+  local queues = {}
+  for i = 1, #tenants do
+    local tenant = tenants[(start + i - 1) % #tenants + 1]
+    queues[i] = {key = P .. 'tdue:' .. tenant, tenant = tenant, buf = {}, pos = 1,
+                 offset = 0, pages = 0, open = true}
+  end
+  local picked, seen, stale = {}, {}, {}
+  local function next_of(q)
+    while true do
+      if q.pos > #q.buf then
+        -- A few pages at most per claim: entries of claims in flight are skipped.
+        if not q.open or q.pages >= 4 then return nil end
+        q.buf = redis.call('ZRANGEBYSCORE', q.key, '-inf', now, 'LIMIT', q.offset, count)
+        q.pages, q.pos, q.offset = q.pages + 1, 1, q.offset + #q.buf
+        if #q.buf < count then q.open = false end
+        if #q.buf == 0 then return nil end
+      end
+      local id = q.buf[q.pos]
+      q.pos = q.pos + 1
+      if not seen[id] then
+        local score = redis.call('ZSCORE', due, id)
+        if not score then
+          stale[#stale + 1] = {q, id}
+        elseif tonumber(score) <= now then
+          seen[id] = true
+          return id
+        end
+      end
+    end
+  end
+  local live = #queues
+  while #picked < count and live > 0 do
+    live = 0
+    for _, q in ipairs(queues) do
+      if #picked >= count then break end
+      if q.live ~= false then
+        local id = next_of(q)
+        if id then
+          picked[#picked + 1] = id
+          live = live + 1
+        else
+          q.live = false
+        end
+      end
+    end
+  end
+  if #picked < count then
+    -- Whatever no tenant's copy names (kept from before the copies existed) still goes.
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, count)) do
+      if #picked >= count then break end
+      if not seen[id] then
+        seen[id] = true
+        picked[#picked + 1] = id
+      end
+    end
+  end
+  for _, entry in ipairs(stale) do
+    redis.call('ZREM', entry[1].key, entry[2])
+    if redis.call('ZCARD', entry[1].key) == 0 then
+      redis.call('SREM', P .. 'due_tenants', entry[1].tenant)
+    end
+  end
+  return picked
+end
+
+local backlog = redis.call('ZCOUNT', due, '-inf', now)
 local ids = {}
-if n > 0 then ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, n) end
+if n > 0 and backlog > 0 then
+  if backlog <= n then
+    ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, n)
+  else
+    ids = fair_pick(n)
+  end
+end
 redis.call('HSET', bucket, 'tokens', tokens - #ids, 'ts', ts)
 local limited = 0
-if n < limit and redis.call('ZCOUNT', due, '-inf', now) > #ids then limited = 1 end
+if n < limit and backlog > #ids then limited = 1 end
 if #ids == 0 then return {0, {}, limited} end
 local lease = now + lease_ms
 local out = {}
@@ -302,11 +407,13 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
       redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
       redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
       redis.call('SREM', P .. 'active:' .. tenant, id)
+      tenant_done(tenant, id)
     end
     -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
     redis.call('PUBLISH', P .. 'finals', id)
   else
     redis.call('ZADD', due, tonumber(next_due), id)
+    for _, tenant in ipairs(tenants_of(tkey)) do tenant_due(tenant, next_due, id) end
   end
   return 'ok'
 end
@@ -323,16 +430,21 @@ return {replies, SKIPPED}
 
 # KEYS: the task's hash, the poll schedule
 # ARGV: task id, now ms, signals (how many quick re-fetches may follow if the
-#       fetch still answers the old state)
+#       fetch still answers the old state), prefix (for the tenants' own poll times)
 # The upstream called back for the task: poll it now, within the shared rate
 # limit like any poll (a claim in flight loses its lease and its write-back, so
 # the fresher fetch wins). Returns 'ignored' for a task nobody tracks or a final
 # one, else 'signalled'.
 SIGNAL = """
 local tkey, due = KEYS[1], KEYS[2]
-local id, now, signals = ARGV[1], ARGV[2], ARGV[3]
+local id, now, signals, P = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if not redis.call('ZSCORE', due, id) then return 'ignored' end
 redis.call('ZADD', due, 'XX', 'LT', now, id)
+for _, field in ipairs(redis.call('HKEYS', tkey)) do
+  if string.sub(field, 1, 2) == 'r:' then
+    redis.call('ZADD', P .. 'tdue:' .. string.sub(field, 3), 'XX', 'LT', now, id)
+  end
+end
 redis.call('HSET', tkey, 'sg', signals)
 return 'signalled'
 """

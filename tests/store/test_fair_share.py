@@ -1,0 +1,82 @@
+"""The upstream rate shared fairly between tenants when more polls are due than it allows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from redis.asyncio import Redis
+
+from relay.core.model import Registration
+from relay.store import PollQueue
+from relay.store.registry import Registry
+
+
+async def register(registry: Registry, tenant: str, count: int, at: float) -> list[str]:
+    """`count` new tasks of `tenant`, registered a millisecond apart from `at` on."""
+    ids = []
+    for i in range(count):
+        task_id = str(uuid.uuid4())
+        await registry.register(
+            Registration(
+                tenant=tenant, task_id=task_id, registered_at=round(at + i / 1000, 3),
+                rid=uuid.uuid4().hex[:16],
+            )
+        )  # fmt: skip
+        ids.append(task_id)
+    return ids
+
+
+async def claim(queue: PollQueue, limit: int) -> list[str]:
+    claimed, _ = await queue.claim(limit, 30.0, time.time())
+    return [c.task_id for c in claimed]
+
+
+async def test_a_small_tenant_gets_its_share_beside_a_big_backlog(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=1e6, retention=3600)
+    start = time.time() - 10
+    big = await register(registry, "alpha", 300, start)
+    small = await register(registry, "beta", 5, start + 1)  # due later than all of alpha's
+
+    first = await claim(queue, 20)
+    assert len(first) == 20
+    assert set(small) <= set(first), "every one of beta's due tasks goes in the first claim"
+    # Alpha's share goes to its earliest due, in order.
+    assert [t for t in first if t in big] == big[:15]
+
+    # Claimed tasks are leased: the next claims never hand them out again.
+    second = await claim(queue, 20)
+    assert second == big[15:35]
+    everything = first + second
+    while batch := await claim(queue, 50):
+        everything += batch
+    assert sorted(everything) == sorted(big + small), "each due task claimed exactly once"
+
+
+async def test_shared_tasks_count_once_and_equal_shares_between_big_tenants(
+    redis: Redis,
+) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=1e6, retention=3600)
+    start = time.time() - 10
+    alpha = await register(registry, "alpha", 100, start)
+    beta = await register(registry, "beta", 100, start + 1)
+    # Gamma joins ten of alpha's tasks: they are polled once for both.
+    for task_id in alpha[:10]:
+        await registry.register(
+            Registration(tenant="gamma", task_id=task_id, registered_at=start + 2, rid="g" * 16)
+        )
+    first = await claim(queue, 30)
+    assert len(first) == len(set(first)) == 30
+    assert sum(t in beta for t in first) >= 10
+    assert sum(t in alpha for t in first) >= 10
+
+
+async def test_without_contention_every_due_task_goes_earliest_first(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=1e6, retention=3600)
+    start = time.time() - 10
+    alpha = await register(registry, "alpha", 5, start)
+    beta = await register(registry, "beta", 5, start + 1)
+    assert await claim(queue, 100) == alpha + beta
