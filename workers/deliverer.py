@@ -25,9 +25,9 @@ from workers.claim_loop import ClaimLoop
 
 logger = logging.getLogger("relay.worker.deliverer")
 
-# Claims per turn at most while whole batches are parked: a big parked backlog due at
-# once must not cost an idle sleep per batch before the others' deliveries are reached.
-CLAIM_ROUNDS = 4
+# Seconds one turn may keep claiming while whole batches are parked: a big parked
+# backlog due at once must not cost an idle sleep per batch before others are reached.
+CLAIM_BUDGET = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +63,16 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
 
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
         ready: list[ClaimedDelivery] = []
-        for _ in range(CLAIM_ROUNDS):
+        started = time.monotonic()
+        while True:
             wanted = limit - len(ready)
             now = time.time()
             claimed = await self.queue.claim(wanted, self.lease, now)
             ready += await self._admit(claimed, now)
             if len(claimed) < wanted or len(ready) >= limit:
-                break
-        return ready
+                return ready
+            if time.monotonic() - started > CLAIM_BUDGET:
+                return ready
 
     async def _admit(self, claimed: list[ClaimedDelivery], now: float) -> list[ClaimedDelivery]:
         asking: list[ClaimedDelivery] = []

@@ -23,8 +23,8 @@ A delivery whose attempt failed is noted as retrying there; when a hold ends,
 those are released with the parked ones instead of waiting out their retry
 delays. A claimed delivery that cannot go now (held, or over the bound) is parked
 without spending an attempt: it goes into the receiver's parked set and its
-due time moves ahead (the probe's time, or `PARK` seconds as a safety net in
-case the finish that would release it never comes). A finished attempt that
+due time moves ahead (the probe's time, or `PARK` to twice that as a safety
+net in case the finish that would release it never comes). A finished attempt that
 frees a slot releases the oldest parked ones. While held, a delivery whose
 series began longer ago than the retry schedule's whole span is answered
 `expired`, and the caller ends it failed.
@@ -179,12 +179,15 @@ while i <= #ARGV do
       flying = true
     end
     if answer == 'held' or answer == 'busy' then
-      local wake = now + park
+      -- Safety nets spread over a second PARK by the id's last hex digits, so that a
+      -- big parked backlog never comes back all at once.
+      local spread = park * ((tonumber(string.sub(did, -5), 16) or 0) / 1048576)
+      local wake = now + park + spread
       if held then
         if s.pc == '' and now < s.hu then
           wake, s.pc, dirty = s.hu, did, true  -- this one comes back as the probe
         else
-          wake = math.max(s.hu, s.pl, now) + park
+          wake = math.max(s.hu, s.pl, now) + park + spread
         end
         -- Back in time to end failed when its span has passed.
         wake = math.min(wake, ends + 1)
