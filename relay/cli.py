@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--strict", action="store_true", help="404 for tasks not created via /sim/tasks"
     )
+    sim.add_argument(
+        "--proxy-like",
+        action="store_true",
+        help="behind a front that chunks, splits, compresses and trickles answers"
+        " and closes idle connections, as a CDN does",
+    )
+    sim.add_argument("--tls-cert", default=None, help="with --proxy-like: serve https (PEM)")
+    sim.add_argument("--tls-key", default=None, help="the key of --tls-cert, if not in it")
     sim.set_defaults(run=run_simulator)
     return parser
 
@@ -121,9 +129,19 @@ def run_simulator(args: argparse.Namespace) -> int:
     from relay import logs
     from relay.simulator import run
 
+    if args.tls_cert and not args.proxy_like:
+        print("relay: --tls-cert needs --proxy-like (the front speaks TLS)", file=sys.stderr)
+        return 2
     logs.setup("WARNING", json_lines=False)
     signal.signal(signal.SIGTERM, lambda signum, frame: None)  # see run_api
-    run(args.host, args.port, api_key=args.api_key, speed=args.speed, strict=args.strict)
+    serve = run
+    if args.proxy_like:
+        from functools import partial
+
+        from relay.simulator import proxy_like
+
+        serve = partial(proxy_like.run, certfile=args.tls_cert, keyfile=args.tls_key)
+    serve(args.host, args.port, api_key=args.api_key, speed=args.speed, strict=args.strict)
     return 0
 
 

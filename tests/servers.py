@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import ssl
 import time
 from collections import defaultdict
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from relay.devtools.redis_server import free_port
+from relay.simulator.framing import FRAMING_HEADER, Framing
+from relay.simulator.front import Forward, Front
 
 
 @dataclasses.dataclass
@@ -22,24 +25,57 @@ class Canned:
     status: int = 200
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
+    framing: Framing | None = None  # with a `Fronting`: how this answer goes on the wire
+
+
+@dataclasses.dataclass(frozen=True)
+class Fronting:
+    """A proxy-like front (relay.simulator.front) before a test server, and its manners.
+
+    `framings` frame in turn the answers that do not choose their own.
+    """
+
+    framings: tuple[Framing, ...] = (Framing(),)
+    tls: ssl.SSLContext | None = None
+    idle_timeout: float | None = None
+    drop_reused: bool = False
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, fronting: Fronting | None = None) -> None:
         self.app = web.Application()
         self.port = free_port()
         self._runner: web.AppRunner | None = None
+        self.front: Front | None = None
+        if fronting is not None:
+            self.front = Front(
+                Forward(f"http://127.0.0.1:{self.port}"),
+                port=free_port(),
+                ssl_context=fronting.tls,
+                framings=fronting.framings,
+                idle_timeout=fronting.idle_timeout,
+                drop_reused=fronting.drop_reused,
+            )
 
     @property
     def url(self) -> str:
+        """Where clients reach it: through its front when it has one."""
+        if self.front is not None:
+            return self.front.url
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        if self.front is not None:
+            await self.front.start()
 
     async def stop(self) -> None:
+        if self.front is not None:
+            await self.front.stop()
+            assert isinstance(self.front.handler, Forward)
+            await self.front.handler.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -47,8 +83,8 @@ class _Server:
 class ScriptedUpstream(_Server):
     """Answers `/api/v1/fetch` per task from a script; the last answer repeats."""
 
-    def __init__(self, api_key: str = "upstream-key") -> None:
-        super().__init__()
+    def __init__(self, api_key: str = "upstream-key", fronting: Fronting | None = None) -> None:
+        super().__init__(fronting)
         self.api_key = api_key
         self.scripts: dict[str, list[Canned]] = {}
         self.calls: dict[str, int] = defaultdict(int)
@@ -73,10 +109,13 @@ class ScriptedUpstream(_Server):
         if answer.delay:
             await asyncio.sleep(answer.delay)
         body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        headers = answer.headers
+        if answer.framing is not None:
+            headers = {**headers, FRAMING_HEADER: answer.framing.text()}
         return web.Response(
             body=body,
             status=answer.status,
-            headers=answer.headers,
+            headers=headers,
             content_type=None if answer.headers else "application/json",
         )
 
@@ -94,8 +133,8 @@ class Received:
 class Receiver(_Server):
     """A webhook receiver: records every POST; answers from `statuses` first, then 204."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, fronting: Fronting | None = None) -> None:
+        super().__init__(fronting)
         self.received: list[Received] = []
         self.statuses: list[int] = []
         self.delay = 0.0

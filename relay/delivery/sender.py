@@ -49,8 +49,14 @@ class WebhookSender:
         clock = time.perf_counter()
         headers = signing.headers(self.secrets, delivery.webhook_id, int(started), body)
         try:
+            # Only the excerpt is read: a receiver's answer is shown, never parsed, and
+            # a hostile one (huge, or a compressed bomb) costs no more than that.
             reply = await self.transport.post(
-                delivery.registration.webhook_url, body, headers, self.timeout
+                delivery.registration.webhook_url,
+                body,
+                headers,
+                self.timeout,
+                excerpt=EXCERPT_BYTES,
             )
         except TransportError as exc:
             return Attempt(started, None, f"{exc.kind}: {exc}", _ms(clock), None, None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
+import ssl
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import aiohttp
@@ -18,11 +21,15 @@ from relay.outbound.guard import AddressGuard, Blocked, literal_address
 class Reply:
     status: int
     headers: Mapping[str, str]  # case-insensitive
-    body: bytes  # at most the transport's read limit
+    body: bytes  # the whole body (decoded), or its first `excerpt` bytes when asked for
 
 
 class TransportError(Exception):
-    """No HTTP answer: `kind` is timeout, connect, blocked or protocol."""
+    """No usable HTTP answer.
+
+    `kind`: timeout, connect, tls (the certificate or the handshake failed), blocked,
+    protocol, or too_large (an answer over the transport's read limit).
+    """
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -31,8 +38,20 @@ class TransportError(Exception):
 
 class Transport(Protocol):
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-    ) -> Reply: ...
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+        *,
+        excerpt: int | None = None,
+    ) -> Reply:
+        """POST and read the answer whole, within `timeout` seconds in all.
+
+        With `excerpt`, only the answer's first `excerpt` bytes are read and the
+        rest is left unread: for answers that are only shown, never parsed.
+        """
+        ...
 
     async def close(self) -> None: ...
 
@@ -55,12 +74,56 @@ class _GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+class _Attempt:
+    """Per request, for the tracing hook: did it go out on a kept-alive connection?"""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+class _Stale(Exception):
+    """A reused connection closed before any answer came: the server had let it go."""
+
+
+async def _note_reuse(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceConnectionReuseconnParams,
+) -> None:
+    attempt = context.trace_request_ctx
+    if isinstance(attempt, _Attempt):
+        attempt.reused = True
+
+
+async def read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """Up to `cap` bytes of a body, and whether more followed them.
+
+    `read(n)` answers with what has arrived so far, so it is called until the end
+    of the body: one call is not an answer read whole.
+    """
+    data = bytearray()
+    while len(data) <= cap:
+        chunk = await content.read(cap + 1 - len(data))
+        if not chunk:
+            return bytes(data), False
+        data += chunk
+    return bytes(data[:cap]), True
+
+
 class AiohttpTransport:
     """One pooled aiohttp session per process, keep-alive, bounded connections.
 
     With a guard, every new connection's address is checked (IP literals
-    here, names in the resolver); redirects are never followed; bodies are
-    read up to `read_limit` bytes.
+    here, names in the resolver); redirects are never followed. Answers are
+    read whole, however framed or encoded, up to `read_limit` bytes once
+    decoded: a longer one is the `too_large` fault, never a truncated body.
+    aiohttp (3.14) decodes gzip, deflate and br in bounded steps as the body
+    is read, so stopping at the limit also bounds what a compressed bomb costs.
+
+    `https` is verified against the trust store OpenSSL finds when the transport
+    is made: the system's, or the bundle `SSL_CERT_FILE` names.
     """
 
     def __init__(
@@ -75,6 +138,10 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # Made here, not at aiohttp's import, so SSL_CERT_FILE is read when the relay
+        # builds its transports; and not at the first call, which would wait the tens
+        # of milliseconds loading a trust store takes.
+        self._ssl = ssl.create_default_context()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -85,17 +152,27 @@ class AiohttpTransport:
                 resolver=resolver,
                 ttl_dns_cache=10,
                 enable_cleanup_closed=True,
+                ssl=self._ssl,
             )
+            tracing = aiohttp.TraceConfig()
+            tracing.on_connection_reuseconn.append(_note_reuse)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 headers={"user-agent": "journey-relay"},
+                trace_configs=[tracing],
             )
         return self._session
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+        *,
+        excerpt: int | None = None,
     ) -> Reply:
         session = self._open()
         if self._guard is not None and not self._guard.allow_private:
@@ -106,21 +183,23 @@ class AiohttpTransport:
                     self._guard.check_addresses(host, [literal])
                 except Blocked as exc:
                     raise TransportError("blocked", str(exc)) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            async with session.post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=self._timeout(timeout),
-            ) as response:
-                data = await response.content.read(self._read_limit)
-                # aiohttp's headers are case-insensitive, as `Reply.headers` promises.
-                return Reply(response.status, response.headers, data)
+            try:
+                return await self._attempt(
+                    session, url, body, headers, self._timeout(timeout), excerpt
+                )
+            except _Stale:
+                # Once: a second stale connection in a row is no race but a fault.
+                left = aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001))
+                return await self._attempt(session, url, body, headers, left, excerpt, retry=False)
         except TimeoutError:
             raise TransportError("timeout", f"no answer within {timeout:g} s") from None
         except Blocked as exc:
             raise TransportError("blocked", str(exc)) from None
+        except aiohttp.ClientSSLError as exc:
+            raise TransportError("tls", f"TLS: {exc}") from None
         except aiohttp.ClientConnectorError as exc:
             cause: Any = exc.os_error
             if isinstance(cause, Blocked):
@@ -128,6 +207,51 @@ class AiohttpTransport:
             raise TransportError("connect", f"cannot connect: {exc.os_error}") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise TransportError("protocol", f"{type(exc).__name__}: {exc}") from None
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+        excerpt: int | None,
+        *,
+        retry: bool = True,
+    ) -> Reply:
+        attempt = _Attempt()
+        try:
+            response = await session.post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=timeout,
+                trace_request_ctx=attempt,
+            )
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if retry and attempt.reused and not isinstance(exc, aiohttp.ClientConnectorError):
+                raise _Stale from None
+            raise
+        async with response:
+            return await self._read(response, excerpt)
+
+    async def _read(self, response: aiohttp.ClientResponse, excerpt: int | None) -> Reply:
+        if excerpt is not None:
+            data, _ = await read_capped(response.content, excerpt)
+            return Reply(response.status, response.headers, data)
+        length = response.content_length
+        if (
+            length is not None
+            and length > self._read_limit
+            and not response.headers.get("content-encoding")
+        ):
+            raise TransportError("too_large", f"a {length}-byte answer, over {self._read_limit}")
+        data, more = await read_capped(response.content, self._read_limit)
+        if more:
+            raise TransportError("too_large", f"an answer over {self._read_limit} bytes")
+        # aiohttp's headers are case-insensitive, as `Reply.headers` promises.
+        return Reply(response.status, response.headers, data)
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
