@@ -62,6 +62,7 @@ BENCHMARKS: tuple[str, ...] = (
     "memory",
     "recovery",
     "receivers",
+    "fairness",
 )
 
 RESULT_LINE = re.compile(r"^(\S+) (-?(?:[0-9][0-9.]*(?:e[+-]?[0-9]+)?|nan|inf)) (\S+) \((.+)\)$")
