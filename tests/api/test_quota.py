@@ -52,7 +52,8 @@ async def test_past_the_quota_a_registration_is_429_and_nothing_is_stored(
 
 @pytest.mark.usefixtures("worker")
 @pytest.mark.parametrize(
-    "env_overrides", [{**QUOTA, "RELAY_POLL_MIN_INTERVAL": "0.05", "RELAY_POLL_MAX_INTERVAL": "0.2"}]
+    "env_overrides",
+    [{**QUOTA, "RELAY_POLL_MIN_INTERVAL": "0.05", "RELAY_POLL_MAX_INTERVAL": "0.2"}],
 )
 async def test_a_final_task_frees_its_place_and_joining_one_costs_none(
     api: Api, upstream: ScriptedUpstream

@@ -272,9 +272,7 @@ async def test_a_callback_ahead_of_the_fetch_is_fetched_again(
 ) -> None:
     task_id = new_id()
     # First poll, then the callback's own fetch still answer processing; the next is done.
-    upstream.script(
-        task_id, processing(task_id), processing(task_id), {"task_id": task_id, **GRID}
-    )
+    upstream.script(task_id, processing(task_id), processing(task_id), {"task_id": task_id, **GRID})
     await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
     await api.wait_status(task_id, "running")
     assert (await post_hook(api, {"task_id": task_id, **GRID})).status_code == 202
