@@ -6,15 +6,20 @@ import asyncio
 import dataclasses
 import socket
 import ssl
+import weakref
 from collections.abc import Mapping
-from types import SimpleNamespace
-from typing import Any, Protocol
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from relay.outbound.guard import AddressGuard, Blocked, literal_address
+
+if TYPE_CHECKING:
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +80,7 @@ class _GuardedResolver(AbstractResolver):
 
 
 class _Attempt:
-    """Per request, for the tracing hook: did it go out on a kept-alive connection?"""
+    """One request's note, written by the connector: did it go out on a kept-alive connection?"""
 
     __slots__ = ("reused",)
 
@@ -83,18 +88,37 @@ class _Attempt:
         self.reused = False
 
 
+_attempt: ContextVar[_Attempt | None] = ContextVar("relay_outbound_attempt", default=None)
+
+
 class _Stale(Exception):
     """A reused connection closed before any answer came: the server had let it go."""
 
 
-async def _note_reuse(
-    session: aiohttp.ClientSession,
-    context: SimpleNamespace,
-    params: aiohttp.TraceConnectionReuseconnParams,
-) -> None:
-    attempt = context.trace_request_ctx
-    if isinstance(attempt, _Attempt):
-        attempt.reused = True
+class _NotingConnector(aiohttp.TCPConnector):
+    """A TCPConnector that tells the request in flight whether its connection served before.
+
+    aiohttp retries a stale connection only for idempotent methods and never a POST;
+    its tracing could tell reuse too, but costs every call a dozen signal sends.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._served: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        if protocol is not None:
+            if protocol in self._served:
+                attempt = _attempt.get()
+                if attempt is not None:
+                    attempt.reused = True
+            else:
+                self._served.add(protocol)
+        return connection
 
 
 async def read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
@@ -146,7 +170,7 @@ class AiohttpTransport:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             resolver = _GuardedResolver(self._guard) if self._guard else None
-            connector = aiohttp.TCPConnector(
+            connector = _NotingConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
                 resolver=resolver,
@@ -154,14 +178,11 @@ class AiohttpTransport:
                 enable_cleanup_closed=True,
                 ssl=self._ssl,
             )
-            tracing = aiohttp.TraceConfig()
-            tracing.on_connection_reuseconn.append(_note_reuse)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 headers={"user-agent": "journey-relay"},
-                trace_configs=[tracing],
             )
         return self._session
 
@@ -220,19 +241,17 @@ class AiohttpTransport:
         retry: bool = True,
     ) -> Reply:
         attempt = _Attempt()
+        token = _attempt.set(attempt)
         try:
             response = await session.post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=timeout,
-                trace_request_ctx=attempt,
+                url, data=body, headers=headers, allow_redirects=False, timeout=timeout
             )
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             if retry and attempt.reused and not isinstance(exc, aiohttp.ClientConnectorError):
                 raise _Stale from None
             raise
+        finally:
+            _attempt.reset(token)
         async with response:
             return await self._read(response, excerpt)
 
