@@ -15,6 +15,7 @@ from relay.api.auth import Tenants
 from relay.api.errors import EXCEPTION_HANDLERS
 from relay.api.openapi import TASK_ID, Endpoint, Param, build_spec
 from relay.api.routes.receivers import HeldReceiverList, list_held_receivers
+from relay.api.waiters import MAX_WAITS, Waiters
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
@@ -71,6 +72,7 @@ ENDPOINTS: list[Endpoint] = [
             204: (None, "The client went away"),
             400: (E, "A bad query"),
             404: (E, "No such task"),
+            429: (E, f"too_many_waits: this API process holds its most open waits ({MAX_WAITS:,})"),
         },
     ),
     Endpoint(
@@ -166,11 +168,16 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         state.policy = settings.poll_policy()
         state.recorder = Recorder()
         state.openapi = build_spec(ENDPOINTS)
+        state.waiters = Waiters(client)
         stopping = asyncio.Event()
         flusher = asyncio.create_task(state.recorder.run(client, stopping))
+        subscription = asyncio.create_task(state.waiters.run(), name="waiters")
         try:
             yield
         finally:
+            subscription.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await subscription
             stopping.set()
             await flusher
             if redis is None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,18 +16,16 @@ from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int, read_json
 from relay.api.responses import JSONResponse
 from relay.api.validation import parse_registration
+from relay.api.waiters import TooManyWaits, Waiter, Waiters
 from relay.core.model import FINAL_STATUSES, Registration
 from relay.core.resource import task_resource
 from relay.outbound import Blocked
-from relay.store.registry import RegisterOutcome
+from relay.store.registry import RegisterOutcome, Registry, TaskView
 
 STATUSES = ("queued", "running", "succeeded", "failed", "timed_out")
 
 
 WAIT_MAX = 60.0  # seconds a long-poll may hold a request
-
-
-WAIT_STEP = 0.25
 
 
 async def register_task(request: Request) -> Response:
@@ -92,21 +93,63 @@ async def list_tasks(request: Request) -> Response:
 
 
 async def wait_task(request: Request) -> Response:
-    """Long-poll: answer when the task is final, or after `timeout` seconds with it as it is."""
+    """Long-poll: answer when the task is final, or after `timeout` seconds with it as it is.
+
+    The task is read once at the start, then again only when this process's
+    subscription says it may have changed (relay.api.waiters), and at the timeout.
+    """
     tenant = request.app.state.tenants.tenant_of(request)
     task_id = path_task_id(request)
     timeout = query_int(request, "timeout", 30, 0, int(WAIT_MAX))
     registry = request.app.state.registry
-    deadline = time.monotonic() + timeout
-    while True:
-        view = await registry.get(tenant, task_id)
-        if view is None:
-            raise ApiError(404, "not_found", "No such task")
-        if view.state.status in FINAL_STATUSES or time.monotonic() >= deadline:
-            return JSONResponse(task_resource(view.state, view.registration, view.polls))
-        if await request.is_disconnected():
-            return Response(status_code=204)
-        await asyncio.sleep(WAIT_STEP)
+    waiters: Waiters = request.app.state.waiters
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with contextlib.ExitStack() as stack:
+        # Registered before the first read, so that an end published right after it wakes us.
+        try:
+            waiter: Waiter | None = stack.enter_context(waiters.waiting(task_id))
+        except TooManyWaits:
+            waiter = None
+        view = await _read(registry, tenant, task_id)
+        if view.state.status in FINAL_STATUSES or timeout == 0:
+            return _answer(view)
+        if waiter is None:
+            raise ApiError(
+                429,
+                "too_many_waits",
+                f"this API process holds {waiters.cap} open waits already; "
+                "retry shortly, or receive the task's final event by webhook",
+            )
+        gone = asyncio.ensure_future(_client_gone(request))
+        stack.callback(gone.cancel)
+        while (remaining := deadline - loop.time()) > 0:
+            if await waiter.next(remaining, gone):
+                return Response(status_code=204)
+            try:
+                view = await _read(registry, tenant, task_id)
+            except (RedisConnectionError, RedisTimeoutError):
+                continue  # Redis is away: the read at the timeout answers 503 if it still is
+            if view.state.status in FINAL_STATUSES:
+                return _answer(view)
+        return _answer(await _read(registry, tenant, task_id))
+
+
+async def _read(registry: Registry, tenant: str, task_id: str) -> TaskView:
+    view = await registry.get(tenant, task_id)
+    if view is None:
+        raise ApiError(404, "not_found", "No such task")
+    return view
+
+
+def _answer(view: TaskView) -> Response:
+    return JSONResponse(task_resource(view.state, view.registration, view.polls))
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client disconnects (a GET's body, if any, is read and dropped)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def get_task(request: Request) -> Response:
@@ -119,6 +162,9 @@ async def get_task(request: Request) -> Response:
 
 async def delete_task(request: Request) -> Response:
     tenant = request.app.state.tenants.tenant_of(request)
-    if not await request.app.state.registry.unregister(tenant, path_task_id(request)):
+    task_id = path_task_id(request)
+    if not await request.app.state.registry.unregister(tenant, task_id):
         raise ApiError(404, "not_found", "No such task")
+    # Its long-polls, in every API process, read it again: a 404 for this tenant's.
+    await request.app.state.waiters.announce(task_id)
     return Response(status_code=204)
