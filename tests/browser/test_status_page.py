@@ -482,3 +482,26 @@ async def test_follows_next_cursor_up_to_500_tasks(api: Api, tab: Tab) -> None:
     assert [q.get("cursor", [""])[0] for q in pages_asked] == ["", "1", "2", "3", "4"]
     assert all(q["limit"] == ["100"] for q in pages_asked)
     tab.assert_clean()
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("env_overrides", [{"RELAY_DELIVERY_RETRY_SCHEDULE": "0.05,0.05,60"}])
+async def test_held_receivers_are_shown(
+    api: Api, upstream: ScriptedUpstream, failing_receiver: Receiver, tab: Tab
+) -> None:
+    tasks = [new_id() for _ in range(6)]  # enough failures in a row to hold the receiver
+    for task_id in tasks:
+        upstream.script(task_id, {"task_id": task_id, **GRID})
+        await api.register(task_id, webhook_url=failing_receiver.url + "/hooks")
+    for _ in range(200):
+        if (await api.client.get("/v1/receivers")).json()["receivers"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the failing receiver was never held")
+    await tab.sign_in(KEY_ALPHA)
+    row = tab.by("held-row")
+    await expect(row).to_have_count(1)
+    await expect(row).to_have_attribute("data-origin", failing_receiver.url)
+    await expect(tab.by("held-count")).to_have_text("1")
+    tab.assert_clean()
