@@ -13,9 +13,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay.simulator.framing import Framing
+from relay.simulator.front import Front
 from tests.api2 import GRID, new_id, processing
 from tests.api2.test_metrics import scrape
 from tests.conftest import WEBHOOK_SECRET, Api
+from tests.outbound import bomb_handler
 from tests.servers import Canned, Fronting, Receiver, ScriptedUpstream
 
 # SSL_CERT_FILE first: the worker reads it when it builds its transports.
@@ -200,3 +202,27 @@ async def test_a_receiver_with_an_untrusted_certificate_is_a_failed_attempt_retr
         assert not hostile.received
     finally:
         await hostile.stop()
+
+
+async def test_a_receiver_answering_a_compressed_bomb_is_delivered_its_excerpt_kept(
+    api: Api, upstream: ScriptedUpstream, tls: ssl.SSLContext
+) -> None:
+    front = Front(bomb_handler, ssl_context=tls)
+    await front.start()
+    try:
+        task_id = new_id()
+        upstream.script(task_id, {"task_id": task_id, **FINISHED})
+        await api.register(task_id, webhook_url=front.url + "/hooks")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 8
+        while True:
+            listing = (await api.client.get(f"/v1/tasks/{task_id}/deliveries")).json()
+            if listing["deliveries"] and listing["deliveries"][0]["status"] == "delivered":
+                break
+            assert loop.time() < deadline, listing
+            await asyncio.sleep(0.05)
+        (attempt,) = listing["deliveries"][0]["attempts"]
+        assert attempt["status_code"] == 200 and attempt["error"] is None
+        assert attempt["response"] == "\0" * 256, "the first 256 bytes of 200 MiB"
+    finally:
+        await front.stop()

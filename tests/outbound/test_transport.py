@@ -7,7 +7,6 @@ import contextlib
 import json
 import ssl
 import tracemalloc
-import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from relay.outbound import AiohttpTransport, TransportError
 from relay.simulator.framing import PROXY_LIKE, Framing
 from relay.simulator.front import Answer, Front, Handler, Request
+from tests.outbound import bomb_handler
 
 PAYLOAD = json.dumps(
     {
@@ -109,23 +109,6 @@ async def test_an_answer_over_the_limit_is_too_large(body: bytes, framing: Frami
             assert (await post(transport, front)).body == body[:1000]
     finally:
         await transport.close()
-
-
-def gzip_bomb(decoded: int) -> bytes:
-    """`decoded` zero bytes gzip-compressed, made without holding them in memory."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = bytes(1 << 20)
-    parts = [packer.compress(block) for _ in range(decoded >> 20)]
-    return b"".join([*parts, packer.flush()])
-
-
-async def bomb_handler(request: Request) -> Answer:
-    # Encoded by the "server" itself: the front passes it through untouched.
-    headers = [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")]
-    return Answer(200, headers, BOMB, Framing("chunked", piece=16_384))
-
-
-BOMB = gzip_bomb(200 << 20)  # 200 MiB once decoded, about 200 KB on the wire
 
 
 async def peak_memory_while(call: Any) -> tuple[Any, int]:
