@@ -42,7 +42,7 @@ from relay.core.normalize import normalize
 from relay.core.schedule import PollPolicy
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.store import keys, scripts
-from relay.store.codec import dump, dump_registration
+from relay.store.codec import dump, dump_metadata, dump_registration
 from relay.store.redis import to_ms
 
 REPO = Path(__file__).resolve().parent.parent
@@ -428,6 +428,7 @@ async def register_tasks(
                         to_ms(now),
                         0,  # the upstream does not call back
                         1 << 30,  # the tenant's quota: no bound here
+                        dump_metadata(registration),
                     ],
                     client=pipe,
                 )

@@ -30,7 +30,10 @@ class StoredRegistration(
     """A registration as stored under its task and tenant (which it need not repeat).
 
     The Lua scripts read `rid`, `url` (the webhook URL) and `ev` (the events;
-    absent: the default three).
+    absent: the default three). The client's `metadata` is stored in a field of
+    its own (`keys.metadata_field`) that no script ever decodes, so nothing a
+    client sends can make a script fail; `md` here is only read, from
+    registrations stored before that.
     """
 
     registered_at: float
@@ -44,6 +47,7 @@ class StoredRegistration(
 _state = msgspec.json.Decoder(TaskState)
 _registration = msgspec.json.Decoder(StoredRegistration)
 _event = msgspec.json.Decoder(Event)
+_metadata = msgspec.json.Decoder(dict[str, Any])
 
 
 def dump(value: object) -> str:
@@ -58,13 +62,19 @@ def dump_registration(registration: Registration) -> str:
             rid=registration.rid,
             webhook_url=registration.webhook_url,
             events=events,
-            metadata=registration.metadata,
             upstream_webhook=registration.upstream_webhook,
         )
     )
 
 
-def load_registration(raw: str, tenant: str, task_id: str) -> Registration:
+def dump_metadata(registration: Registration) -> str:
+    """The registration's metadata as stored beside it: '' for none."""
+    return dump(registration.metadata) if registration.metadata else ""
+
+
+def load_registration(
+    raw: str, tenant: str, task_id: str, raw_metadata: str | None = None
+) -> Registration:
     stored = _registration.decode(raw)
     return Registration(
         tenant=tenant,
@@ -73,7 +83,7 @@ def load_registration(raw: str, tenant: str, task_id: str) -> Registration:
         rid=stored.rid,
         webhook_url=stored.webhook_url,
         events=stored.events,
-        metadata=stored.metadata,
+        metadata=_metadata.decode(raw_metadata) if raw_metadata else stored.metadata,
         upstream_webhook=stored.upstream_webhook,
     )
 

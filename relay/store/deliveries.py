@@ -69,7 +69,7 @@ class DeliveryQueue:
             return []
         lease_ms, flat = int(reply[0]), reply[1]
         claimed = []
-        for i in range(0, len(flat), 11):
+        for i in range(0, len(flat), 12):
             (
                 did,
                 task_id,
@@ -82,7 +82,8 @@ class DeliveryQueue:
                 webhook_id,
                 raw_reg,
                 raw_event,
-            ) = flat[i : i + 11]
+                raw_metadata,
+            ) = flat[i : i + 12]
             claimed.append(
                 ClaimedDelivery(
                     id=did,
@@ -94,7 +95,11 @@ class DeliveryQueue:
                     attempt=int(attempt or 0),
                     superseded=superseded == "1",
                     webhook_id=webhook_id,
-                    registration=(load_registration(raw_reg, tenant, task_id) if raw_reg else None),
+                    registration=(
+                        load_registration(raw_reg, tenant, task_id, raw_metadata)
+                        if raw_reg
+                        else None
+                    ),
                     event=load_event(raw_event) if raw_event else None,
                     lease=lease_ms,
                 )

@@ -3,6 +3,7 @@
 Per task (shared by all tenants):
   task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
                              r:{tenant} -> that tenant's registration (JSON) for each,
+                             m:{tenant} -> its metadata (JSON; no script decodes it),
                              u:{tenant} for each that said `upstream_webhook: true`,
                              nw (how many did not: 0 polls the task as a safety net),
                              sg (re-fetches the latest upstream callback still allows)
@@ -65,6 +66,11 @@ def task(task_id: str) -> str:
 def registration_field(tenant: str) -> str:
     """The field of a task's hash that holds one tenant's registration."""
     return f"r:{tenant}"
+
+
+def metadata_field(tenant: str) -> str:
+    """The field of a task's hash that holds one tenant's metadata (never read by Lua)."""
+    return f"m:{tenant}"
 
 
 def gone(task_id: str) -> str:

@@ -12,7 +12,13 @@ from redis.asyncio import Redis
 
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
-from relay.store.codec import dump, dump_registration, load_registration, load_state
+from relay.store.codec import (
+    dump,
+    dump_metadata,
+    dump_registration,
+    load_registration,
+    load_state,
+)
 from relay.store.redis import to_ms
 
 
@@ -128,14 +134,15 @@ class Registry:
                 to_ms(now),
                 1 if asked.upstream_webhook else 0,
                 self.max_tasks,
+                dump_metadata(asked),
             ]
         )
-        outcome, raw_reg, raw_state, polls = reply
+        outcome, raw_reg, raw_state, polls, raw_metadata = reply
         if outcome == "quota":
             return Registered(RegisterOutcome.QUOTA, TaskView(asked, initial, 0))
         if outcome == "created":
             return Registered(RegisterOutcome.CREATED, TaskView(asked, initial, 0))
-        stored = load_registration(raw_reg, asked.tenant, asked.task_id)
+        stored = load_registration(raw_reg, asked.tenant, asked.task_id, raw_metadata)
         view = TaskView(stored, load_state(raw_state), int(polls or 0))
         if outcome != "exists":
             return Registered(RegisterOutcome.CREATED, view)
@@ -145,12 +152,12 @@ class Registry:
         return Registered(RegisterOutcome.CONFLICT, view, field)
 
     async def get(self, tenant: str, task_id: str) -> TaskView | None:
-        raw_reg, raw_state, polls = await self.redis.hmget(  # type: ignore[misc]
-            keys.task(task_id), [keys.registration_field(tenant), "state", "polls"]
+        raw_reg, raw_state, polls, raw_metadata = await self.redis.hmget(  # type: ignore[misc]
+            keys.task(task_id), self._fields(tenant)
         )
         if raw_reg is None or raw_state is None:
             return None
-        registration = load_registration(raw_reg, tenant, task_id)
+        registration = load_registration(raw_reg, tenant, task_id, raw_metadata)
         return TaskView(registration, load_state(raw_state), int(polls or 0))
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
@@ -263,16 +270,23 @@ class Registry:
     async def _views(self, tenant: str, task_ids: list[str]) -> list[TaskView | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for task_id in task_ids:
-                pipe.hmget(keys.task(task_id), [keys.registration_field(tenant), "state", "polls"])
+                pipe.hmget(keys.task(task_id), self._fields(tenant))
             replies = await pipe.execute()
         views: list[TaskView | None] = []
-        for task_id, (raw_reg, raw_state, polls) in zip(task_ids, replies, strict=True):
+        for task_id, (raw_reg, raw_state, polls, raw_metadata) in zip(
+            task_ids, replies, strict=True
+        ):
             if raw_reg is None or raw_state is None:
                 views.append(None)
             else:
-                registration = load_registration(raw_reg, tenant, task_id)
+                registration = load_registration(raw_reg, tenant, task_id, raw_metadata)
                 views.append(TaskView(registration, load_state(raw_state), int(polls or 0)))
         return views
+
+    @staticmethod
+    def _fields(tenant: str) -> list[str]:
+        """What a tenant's view of a task is read from, in the task's hash."""
+        return [keys.registration_field(tenant), "state", "polls", keys.metadata_field(tenant)]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

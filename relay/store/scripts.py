@@ -115,11 +115,12 @@ end
 
 # ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now,
 #       upstream webhook (1: the upstream calls back for this registration, else 0),
-#       the most tasks the tenant may track at once (RELAY_TENANT_MAX_TASKS)
+#       the most tasks the tenant may track at once (RELAY_TENANT_MAX_TASKS),
+#       the registration's metadata JSON ('' for none; stored, never decoded)
 # `nw` in the task's hash counts the registrations that did not say the upstream
 # calls back: at 0 the task is polled only as a safety net. `u:<tenant>` marks a
 # registration that did, so that UNREGISTER can keep the count without decoding it.
-# Returns {outcome, registration, state, polls} as they are after the call, the
+# Returns {outcome, registration, state, polls, metadata} as they are after the call, the
 # outcome being 'exists' (the tenant's registration was there: it is returned),
 # 'created' (a new task), 'joined' (a task others track), 'final', or 'quota'
 # (the tenant tracks its most tasks already: nothing was stored).
@@ -127,13 +128,13 @@ REGISTER = (
     _FAN_OUT
     + """
 local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local calls_back, max_tasks = ARGV[7] == '1', tonumber(ARGV[8])
+local calls_back, max_tasks, metadata = ARGV[7] == '1', tonumber(ARGV[8]), ARGV[9]
 local tkey = P .. 'task:' .. id
 local active = P .. 'active:' .. tenant
 local existed = redis.call('HEXISTS', tkey, 'state') == 1
 local function answer(outcome)
-  local t = redis.call('HMGET', tkey, 'r:' .. tenant, 'state', 'polls')
-  return {outcome, t[1], t[2], t[3]}
+  local t = redis.call('HMGET', tkey, 'r:' .. tenant, 'state', 'polls', 'm:' .. tenant)
+  return {outcome, t[1], t[2], t[3], t[4]}
 end
 if redis.call('HEXISTS', tkey, 'r:' .. tenant) == 1 then
   return answer('exists')
@@ -141,10 +142,13 @@ end
 local final_event = redis.call('HGET', tkey, 'final_event')
 if not final_event then
   -- A task already final is not tracked: it costs no quota.
-  if redis.call('SCARD', active) >= max_tasks then return {'quota', false, false, false} end
+  if redis.call('SCARD', active) >= max_tasks then
+    return {'quota', false, false, false, false}
+  end
   redis.call('SADD', active, id)
 end
 redis.call('HSET', tkey, 'r:' .. tenant, reg)
+if metadata ~= '' then redis.call('HSET', tkey, 'm:' .. tenant, metadata) end
 if calls_back then
   redis.call('HSET', tkey, 'u:' .. tenant, '1')
   redis.call('HINCRBY', tkey, 'nw', 0)
@@ -158,7 +162,7 @@ if not existed then
   redis.call('HSET', tkey, 'state', init, 'polls', '0')
   redis.call('ZADD', P .. 'due', now, id)
   tenant_due(tenant, now, id)
-  return {'created', reg, init, '0'}
+  return {'created', reg, init, '0', metadata}
 end
 if final_event then
   -- Already final: this tenant gets the final event now, without a new poll;
@@ -201,6 +205,7 @@ UNREGISTER = """
 local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tkey = P .. 'task:' .. id
 if redis.call('HDEL', tkey, 'r:' .. tenant) == 0 then return 0 end
+redis.call('HDEL', tkey, 'm:' .. tenant)
 if redis.call('HDEL', tkey, 'u:' .. tenant) == 0 and redis.call('HEXISTS', tkey, 'nw') == 1 then
   redis.call('HINCRBY', tkey, 'nw', -1)
 end
@@ -451,7 +456,8 @@ return 'signalled'
 
 # ARGV: prefix, now, limit, lease ms
 # Returns {lease, {delivery_id, task, tenant, rid, event, type, attempt,
-#          superseded, webhook_id, registration|'', event JSON|'', ...}} or {}.
+#          superseded, webhook_id, registration|'', event JSON|'', metadata|'', ...}}
+# or {}.
 CLAIM_DELIVERIES = """
 local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local due = P .. 'dlv_due'
@@ -470,8 +476,10 @@ for _, did in ipairs(ids) do
     redis.call('HSET', dkey, 'lease', lease)
     out[#out + 1] = did
     for i = 1, 8 do out[#out + 1] = d[i] or '' end
-    out[#out + 1] = redis.call('HGET', P .. 'task:' .. d[1], 'r:' .. d[2]) or ''
+    local reg = redis.call('HMGET', P .. 'task:' .. d[1], 'r:' .. d[2], 'm:' .. d[2])
+    out[#out + 1] = reg[1] or ''
     out[#out + 1] = redis.call('GET', P .. 'event:' .. d[4]) or ''
+    out[#out + 1] = reg[2] or ''
   end
 end
 if #out == 0 then return {} end

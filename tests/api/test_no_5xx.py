@@ -61,7 +61,10 @@ def registration(task_id: str, metadata: bytes) -> bytes:
 
 
 def cursor_of(value: bytes) -> str:
-    return base64.urlsafe_b64encode(value).decode().rstrip("=")
+    # Past a few KiB a query string is refused by the HTTP server's own request-line
+    # limit (or by the client library) before the relay sees it: the relay's cursors
+    # are bounded far below that, so longer ones test nothing of the relay's.
+    return base64.urlsafe_b64encode(value[:4500]).decode().rstrip("=")
 
 
 def assert_client_error(response: httpx.Response, status: int, field: str | None) -> None:
