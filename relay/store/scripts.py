@@ -504,6 +504,9 @@ local function finish_one(did, lease, outcome, next_due, attempt)
     redis.call('RPUSH', dkey .. ':attempts', attempt)
     redis.call('LTRIM', dkey .. ':attempts', -100, -1)
     redis.call('HINCRBY', dkey, 'attempt', 1)
+    -- A late record of an attempt of a delivery already ended expires with it.
+    local ttl = redis.call('PTTL', dkey)
+    if ttl > 0 then redis.call('PEXPIRE', dkey .. ':attempts', ttl) end
   end
   local score = redis.call('ZSCORE', due, did)
   if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
@@ -532,11 +535,24 @@ local function finish_one(did, lease, outcome, next_due, attempt)
     if outcome == 'failed' then redis.call('ZADD', P .. 'failed:' .. tenant, now, did) end
   end
   if outcome == 'gone' then
-    -- 410 ends this registration's webhooks: what is still queued goes nowhere.
-    redis.call('HSET', P .. 'gone:' .. task_id, tenant, d[3])
+    -- 410 ends this registration's webhooks: what is still queued goes nowhere, and
+    -- ends (and expires) like this one.
+    local gone = P .. 'gone:' .. task_id
+    redis.call('HSET', gone, tenant, d[3])
+    -- The mark lives as long as the task; a final task's expiry was set before it.
+    local ttl = redis.call('PTTL', P .. 'task:' .. task_id)
+    if ttl > 0 then
+      redis.call('PEXPIRE', gone, ttl)
+    elseif ttl == -2 then
+      redis.call('EXPIRE', gone, retention)
+    end
     for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
+      local okey = P .. 'dlv:' .. other
       redis.call('ZREM', due, other)
-      redis.call('HSET', P .. 'dlv:' .. other, 'status', 'gone', 'ended', now)
+      redis.call('HSET', okey, 'status', 'gone', 'ended', now)
+      redis.call('HDEL', okey, 'next_at')
+      redis.call('EXPIRE', okey, retention)
+      redis.call('EXPIRE', okey .. ':attempts', retention)
     end
     redis.call('DEL', obox)
   else
@@ -583,6 +599,9 @@ redis.call('HDEL', dkey, 'ended', 'superseded')
 redis.call('PERSIST', dkey)
 redis.call('PERSIST', dkey .. ':attempts')
 redis.call('RPUSH', obox, did)
+-- The outbox now lives until its last delivery leaves it: expiring with a final task
+-- while this one waits behind its head, it would leave it unscheduled for ever.
+redis.call('PERSIST', obox)
 if redis.call('LINDEX', obox, 0) == did then
   redis.call('ZADD', P .. 'dlv_due', now, did)
 end
