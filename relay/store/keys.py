@@ -30,7 +30,8 @@ Global:
   upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
   upstream:unauthorized string when the upstream last refused the key (cleared on success)
   metrics              hash  counters of every process (see relay.metrics)
-  finals               channel pub/sub: the id of each task as it becomes final (wakes /wait)
+  finals               channel pub/sub: the id of each task as it becomes final or a tenant
+                             deletes it (wakes /wait; see relay.api.waiters)
   tenants              set   every tenant that ever registered (for the retention sweep)
   rcv_held             zset  origin of each held receiver -> when last touched (ms)
 Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
