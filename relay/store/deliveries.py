@@ -59,7 +59,7 @@ class Finish:
 class DeliveryQueue:
     def __init__(self, redis: Redis, *, retention: float) -> None:
         self.redis = redis
-        self.retention = int(retention)
+        self.retention = max(1, to_ms(retention))  # ms: settings accept fractions
         self._claim = redis.register_script(scripts.CLAIM_DELIVERIES)
         self._finish = redis.register_script(scripts.FINISH_DELIVERY)
 

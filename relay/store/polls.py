@@ -51,7 +51,7 @@ class PollQueue:
         self.rate = rate
         # A fifth of a second of calls at most at once, so polls are spread, not bursty.
         self.burst = max(1.0, rate / 5)
-        self.retention = int(retention)
+        self.retention = max(1, to_ms(retention))  # ms: settings accept fractions
         self._claim = redis.register_script(scripts.CLAIM_POLLS)
         self._apply = redis.register_script(scripts.APPLY)
         self._signal = redis.register_script(scripts.SIGNAL)

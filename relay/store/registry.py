@@ -161,7 +161,9 @@ class Registry:
         return TaskView(registration, load_state(raw_state), int(polls or 0))
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
-        removed = await self._unregister(args=[keys.PREFIX, task_id, tenant, int(self.retention)])
+        removed = await self._unregister(
+            args=[keys.PREFIX, task_id, tenant, max(1, to_ms(self.retention))]
+        )
         return bool(removed)
 
     async def redeliver(

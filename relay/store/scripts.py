@@ -199,7 +199,7 @@ end
 return trimmed
 """
 
-# ARGV: prefix, task_id, tenant, retention seconds
+# ARGV: prefix, task_id, tenant, retention ms
 # Returns 1 if a registration was removed, else 0.
 UNREGISTER = """
 local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -230,7 +230,7 @@ end
 if not remaining then
   -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
   redis.call('ZREM', P .. 'due', id)
-  if redis.call('TTL', tkey) < 0 then redis.call('EXPIRE', tkey, retention) end
+  if redis.call('PTTL', tkey) < 0 then redis.call('PEXPIRE', tkey, retention) end
 end
 return 1
 """
@@ -359,7 +359,7 @@ end
 return {lease, out, limited}
 """
 
-# ARGV: prefix, now, retention seconds, then for each outcome 10 values:
+# ARGV: prefix, now, retention ms, then for each outcome 10 values:
 #       task_id, lease ('' when not from a claim), expected state JSON,
 #       new state JSON, count poll (0/1), next due ms ('' when final),
 #       event type ('' for none), event id, event JSON,
@@ -397,7 +397,7 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
   if etype ~= '' then
     local made = fan_out(id, event_id, etype, now, final, '')
     if made > 0 or final then
-      redis.call('SET', P .. 'event:' .. event_id, event_json, 'EX', retention)
+      redis.call('SET', P .. 'event:' .. event_id, event_json, 'PX', retention)
     end
   end
   if final then
@@ -406,11 +406,11 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
     if etype ~= '' then
       redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype)
     end
-    redis.call('EXPIRE', tkey, retention)
-    redis.call('EXPIRE', P .. 'gone:' .. id, retention)
+    redis.call('PEXPIRE', tkey, retention)
+    redis.call('PEXPIRE', P .. 'gone:' .. id, retention)
     for _, tenant in ipairs(tenants_of(tkey)) do
-      redis.call('EXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
-      redis.call('EXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
+      redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
+      redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
       redis.call('SREM', P .. 'active:' .. tenant, id)
       tenant_done(tenant, id)
     end
@@ -486,7 +486,7 @@ if #out == 0 then return {} end
 return {lease, out}
 """
 
-# ARGV: prefix, now, retention seconds, then for each finished attempt 5 values:
+# ARGV: prefix, now, retention ms, then for each finished attempt 5 values:
 #       delivery id, lease, outcome (retry|delivered|failed|gone|drop),
 #       next due ms (retry only), attempt JSON ('' for none)
 # Returns one of 'ok' | 'lost' | 'missing' per attempt.
@@ -530,8 +530,8 @@ local function finish_one(did, lease, outcome, next_due, attempt)
   else
     redis.call('HSET', dkey, 'status', outcome, 'ended', now)
     redis.call('HDEL', dkey, 'next_at')
-    redis.call('EXPIRE', dkey, retention)
-    redis.call('EXPIRE', dkey .. ':attempts', retention)
+    redis.call('PEXPIRE', dkey, retention)
+    redis.call('PEXPIRE', dkey .. ':attempts', retention)
     if outcome == 'failed' then redis.call('ZADD', P .. 'failed:' .. tenant, now, did) end
   end
   if outcome == 'gone' then
@@ -544,15 +544,15 @@ local function finish_one(did, lease, outcome, next_due, attempt)
     if ttl > 0 then
       redis.call('PEXPIRE', gone, ttl)
     elseif ttl == -2 then
-      redis.call('EXPIRE', gone, retention)
+      redis.call('PEXPIRE', gone, retention)
     end
     for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
       local okey = P .. 'dlv:' .. other
       redis.call('ZREM', due, other)
       redis.call('HSET', okey, 'status', 'gone', 'ended', now)
       redis.call('HDEL', okey, 'next_at')
-      redis.call('EXPIRE', okey, retention)
-      redis.call('EXPIRE', okey .. ':attempts', retention)
+      redis.call('PEXPIRE', okey, retention)
+      redis.call('PEXPIRE', okey .. ':attempts', retention)
     end
     redis.call('DEL', obox)
   else
