@@ -41,13 +41,13 @@ browser:
 	  fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check relay workers clients tests bench
-	$(BIN)/ruff format --check relay workers clients tests bench
+	$(BIN)/ruff check relay workers clients support tests bench
+	$(BIN)/ruff format --check relay workers clients support tests bench
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format relay workers clients tests bench
-	$(BIN)/ruff check --fix relay workers clients tests bench
+	$(BIN)/ruff format relay workers clients support tests bench
+	$(BIN)/ruff check --fix relay workers clients support tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from relay.api import create_app
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.settings import Settings, load_settings
-from tests.servers import Receiver, ScriptedUpstream
+from support.servers import Receiver, ScriptedUpstream
 from workers.worker import shutdown, startup
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef").decode()

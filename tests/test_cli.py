@@ -25,8 +25,8 @@ from standardwebhooks.webhooks import Webhook
 
 from relay import __version__
 from relay.devtools.redis_server import RedisServer, free_port
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import API_KEYS, WEBHOOK_SECRET, fast_env
-from tests.servers import Receiver, ScriptedUpstream
 
 RELAY = Path(sys.executable).parent / "relay"
 

@@ -13,8 +13,8 @@ from standardwebhooks.webhooks import Webhook
 from relay.devtools.redis_server import RedisServer, SentinelServer
 from relay.settings import load_settings
 from relay.store.redis import connect, parse_sentinel
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api, fast_env, running_worker
-from tests.servers import Receiver, ScriptedUpstream
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -27,16 +26,13 @@ from hypothesis import strategies as st
 
 from relay.api.validation import MAX_METADATA_DEPTH, deepest_member, nesting_depth
 from relay.settings import Settings
+from support.payloads import finished, new_id
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import API_KEYS, Api, running_worker
-from tests.reliability import eventually, finished
-from tests.servers import Receiver, ScriptedUpstream
+from tests.reliability import eventually
 
 ALPHA, BETA = (entry.split("=", 1)[1] for entry in API_KEYS.split(",")[::2])
 UPSTREAM_SECRET = "upstream-hook-secret"  # fast_env's RELAY_UPSTREAM_WEBHOOK_SECRET
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -235,7 +231,7 @@ async def seeded(
     """
     tasks: list[str] = []
     failing = Receiver()  # a receiver of its own, so that its failures hold no other one
-    failing.statuses = [500] * 1000
+    failing.answers = [500] * 1000
     await failing.start()
     async with running_worker(settings):
         for key, target in ((ALPHA, failing), (BETA, failing), (ALPHA, receiver), (BETA, receiver)):

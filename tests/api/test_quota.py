@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from redis.asyncio import Redis
 
+from support.payloads import finished, new_id
+from support.servers import ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import ScriptedUpstream
 
 QUOTA = {"RELAY_TENANT_MAX_TASKS": "3"}
 BETA = "key-beta-0123456789"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def finished(task_id: str) -> dict[str, object]:
-    return {"task_id": task_id, "status": "finished", "image_url": "https://cdn.example/a.png"}
 
 
 async def keys_of(redis: Redis) -> set[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 from relay.devtools.redis_server import free_port
 from relay.settings import load_settings
+from support.payloads import new_id
 from tests.conftest import Api, fast_env
 from tests.contract import RESOURCE_KEYS, RESULT_KEYS, RFC3339_Z
 
@@ -27,10 +27,6 @@ MAX_BODY = 64 * 1024
 MAX_METADATA = 16 * 1024
 FINAL_EVENTS = {"task.succeeded", "task.failed", "task.timed_out"}
 HOOK = "https://hooks.example.com/relay"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def assert_error(

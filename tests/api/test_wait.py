@@ -20,18 +20,18 @@ from relay.api.waiters import Waiters
 from relay.devtools.redis_server import RedisServer
 from relay.settings import load_settings
 from relay.store import keys
-from tests.api2 import new_id, processing
+from support.payloads import finished, new_id, processing
+from support.servers import ScriptedUpstream
 from tests.conftest import Api, fast_env, running_worker
-from tests.reliability import eventually, finished
+from tests.reliability import eventually
 from tests.reliability import test_redis_restart as restarts
-from tests.servers import ScriptedUpstream
 
 LONG = 30  # a wait's timeout: an answer well before it came from a wake-up
 
 
 def waiters_of(api: Api) -> Waiters:
     app: Any = api.server.config.app
-    found: Waiters = app.state.waiters
+    found: Waiters = app.state.relay.waiters
     return found
 
 

@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from support.payloads import answer, finished, new_id
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import Receiver, ScriptedUpstream
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route
@@ -41,24 +42,6 @@ KEY_ALPHA = "key-alpha-0123456789"
 
 pw.expect.set_options(timeout=10_000)
 expect = pw.expect
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.midjourney.com/abc123/grid_0.png",
-    "image_urls": [f"https://cdn.midjourney.com/abc123/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def answer(task_id: str, status: str, **fields: Any) -> dict[str, Any]:
-    return {"task_id": task_id, "task_type": "imagine", "model": "midjourney", "status": status,
-            **fields}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +146,7 @@ async def wait_delivery(api: Api, task_id: str, status: str, timeout: float = 10
 async def failing_receiver() -> AsyncIterator[Receiver]:
     """A webhook receiver answering 500 until its `statuses` are cleared."""
     server = Receiver()
-    server.statuses = [500] * 100
+    server.answers = [500] * 100
     await server.start()
     yield server
     await server.stop()
@@ -178,11 +161,11 @@ async def test_stuck_deliveries_first_then_redeliver(
     tab: Tab,
 ) -> None:
     ok, failed, running, queued, stuck = (new_id() for _ in range(5))
-    upstream.script(ok, {"task_id": ok, **GRID})
+    upstream.script(ok, finished(ok))
     upstream.script(failed, answer(failed, "failed", error="Content policy violation"))
     upstream.script(running, answer(running, "processing", percentage="45"))
     upstream.script(queued, answer(queued, "pending"))
-    upstream.script(stuck, {"task_id": stuck, **GRID})
+    upstream.script(stuck, finished(stuck))
     for task_id in (stuck, ok, failed, running, queued):
         url = (failing_receiver if task_id == stuck else receiver).url + "/hooks"
         response = await api.register(task_id, webhook_url=url, metadata={"order": task_id[:8]})
@@ -259,7 +242,7 @@ async def test_stuck_deliveries_first_then_redeliver(
     )
 
     # The receiver is fixed: Redeliver sends the same event again, same webhook-id.
-    failing_receiver.statuses.clear()
+    failing_receiver.answers.clear()
     await failed_rows.get_by_role("button", name="Redeliver").click()
     await failing_receiver.wait_for(5)
     ids = {r.headers["webhook-id"] for r in failing_receiver.received}
@@ -290,14 +273,14 @@ async def test_redeliver_all_failed(
 ) -> None:
     tasks = [new_id(), new_id()]
     for task_id in tasks:
-        upstream.script(task_id, {"task_id": task_id, **GRID})
+        upstream.script(task_id, finished(task_id))
         await api.register(task_id, webhook_url=failing_receiver.url)
     for task_id in tasks:
         await wait_delivery(api, task_id, "failed")
     await tab.sign_in(KEY_ALPHA)
     await expect(tab.by("failed-row")).to_have_count(2)
 
-    failing_receiver.statuses.clear()
+    failing_receiver.answers.clear()
     await tab.by("redeliver-all").click()
     await expect(tab.by("notice")).to_have_text("Redelivery started for 2 failed deliveries.")
     await expect(tab.by("failed-row")).to_have_count(0)
@@ -340,7 +323,7 @@ async def test_another_tenant_sees_none_of_alphas_tasks(
 ) -> None:
     alpha_tasks = [new_id(), new_id()]
     for task_id in alpha_tasks:
-        upstream.script(task_id, {"task_id": task_id, **GRID})
+        upstream.script(task_id, finished(task_id))
         await api.register(task_id, webhook_url=failing_receiver.url)
     beta_task = new_id()
     upstream.script(beta_task, answer(beta_task, "processing", percentage="10"))
@@ -491,7 +474,7 @@ async def test_held_receivers_are_shown(
 ) -> None:
     tasks = [new_id() for _ in range(6)]  # enough failures in a row to hold the receiver
     for task_id in tasks:
-        upstream.script(task_id, {"task_id": task_id, **GRID})
+        upstream.script(task_id, finished(task_id))
         await api.register(task_id, webhook_url=failing_receiver.url + "/hooks")
     for _ in range(200):
         if (await api.client.get("/v1/receivers")).json()["receivers"]:

@@ -19,28 +19,22 @@ from relay.core.lifecycle import Step, expire, fault, not_found, observe
 from relay.core.model import FINAL_STATUSES, Observation, TaskState
 from relay.core.normalize import normalize
 from relay.core.schedule import PollPolicy
+from support import payloads
+from support.payloads import FINISHED_GRID, TASK
 
-TASK = "550e8400-e29b-41d4-a716-446655440000"
 T0 = 1_764_410_400.0  # registration, 2025-11-29T10:00:00Z
 NOW = T0 + 60
 DEADLINE = 3600.0
 POLICY = PollPolicy(min_interval=5.0, max_interval=60.0, failed_grace=30.0, not_found_limit=300.0)
 FINAL_EVENTS = {"task.succeeded", "task.failed", "task.timed_out"}
-GRID = [f"https://cdn.midjourney.com/abc123/0_{i}.png" for i in range(4)]
+GRID = FINISHED_GRID["image_urls"]
 
 
 def answer(status: str, percentage: Any = None, **fields: Any) -> Observation:
     """One upstream fetch answer about TASK, normalized."""
-    payload: dict[str, Any] = {
-        "task_id": TASK,
-        "task_type": "imagine",
-        "model": "midjourney",
-        "status": status,
-    }
     if percentage is not None:
-        payload["percentage"] = percentage
-    payload.update(fields)
-    return normalize(payload, TASK)
+        fields["percentage"] = percentage
+    return normalize(payloads.answer(TASK, status, **fields), TASK)
 
 
 def bare(status: str) -> Observation:
@@ -48,12 +42,7 @@ def bare(status: str) -> Observation:
     return normalize({"task_id": TASK, "status": status}, TASK)
 
 
-FINISHED = answer(
-    "finished",
-    "100",
-    original_image_url="https://cdn.midjourney.com/abc123/grid_0.png",
-    image_urls=GRID,
-)
+FINISHED = normalize(FINISHED_GRID, TASK)
 FAILED = answer("failed", error="Content policy violation")
 
 

@@ -15,15 +15,16 @@ import pytest
 
 from relay.core.model import Observation
 from relay.core.normalize import Malformed, map_status, normalize, parse_percentage
-from tests.contract import (
+from support.payloads import (
     FAILED,
     FINISHED_FLUX,
     FINISHED_GRID,
     FLUX_TASK,
     PROCESSING,
-    RESULT_KEYS,
     TASK,
+    answer,
 )
+from tests.contract import RESULT_KEYS
 
 try:
     import hypothesis
@@ -33,9 +34,6 @@ except ImportError:  # pragma: no cover - the table tests still run without it
 
 OTHER_TASK = "11111111-2222-3333-4444-555555555555"
 STATUSES = {"queued", "running", "succeeded", "failed", "timed_out"}
-
-# --- verbatim from fetch-endpoint.txt ---------------------------------------------------------
-
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -51,13 +49,7 @@ DESCRIBE_LINES = [
 
 def task(status: str, **fields: Any) -> dict[str, Any]:
     """A fetch answer about TASK with the given status and fields."""
-    return {
-        "task_id": TASK,
-        "task_type": "imagine",
-        "model": "midjourney",
-        "status": status,
-        **fields,
-    }
+    return answer(TASK, status, **fields)
 
 
 def result(**fields: Any) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import pytest
 
 from relay.core.model import DEFAULT_EVENTS, Event, Registration, Result, TaskState
 from relay.core.resource import rfc3339, task_resource, webhook_body
+from support.payloads import FINISHED_GRID, TASK
 from tests.contract import RESOURCE_KEYS, RESULT_KEYS, RFC3339_Z
 
-TASK = "550e8400-e29b-41d4-a716-446655440000"
 T0 = 1_764_410_400.0  # 2025-11-29T10:00:00Z
-GRID = tuple(f"https://cdn.midjourney.com/abc123/0_{i}.png" for i in range(4))
+GRID = tuple(FINISHED_GRID["image_urls"])
 
 REG = Registration(
     tenant="alpha",
@@ -48,7 +48,7 @@ SUCCEEDED = TaskState(
     progress=100,
     task_type="imagine",
     model="midjourney",
-    result=Result(images=GRID, grid_image="https://cdn.midjourney.com/abc123/grid_0.png"),
+    result=Result(images=GRID, grid_image=FINISHED_GRID["original_image_url"]),
     updated_at=T0 + 61.123456,
     completed_at=T0 + 61.123456,
 )

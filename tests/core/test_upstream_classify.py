@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.upstream.client import FetchResult, classify, parse_retry_after
-from tests.contract import (
+from support.payloads import (
     FAILED,
     FINISHED_FLUX,
     FINISHED_GRID,

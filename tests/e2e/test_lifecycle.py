@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from support.payloads import GRID, answer, finished, new_id
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.servers import Canned, Receiver, ScriptedUpstream
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-GRID = {
-    "task_type": "imagine",
-    "model": "midjourney",
-    "status": "finished",
-    "percentage": "100",
-    "original_image_url": "https://cdn.midjourney.com/abc123/grid_0.png",
-    "image_urls": [f"https://cdn.midjourney.com/abc123/0_{i}.png" for i in range(4)],
-}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def answer(task_id: str, status: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "task_type": "imagine",
-        "model": "midjourney",
-        "status": status,
-        **fields,
-    }
 
 
 def verified(receiver: Receiver) -> list[dict[str, Any]]:
@@ -52,7 +29,7 @@ async def test_grid_task_succeeds_and_one_signed_webhook_arrives(
         task_id,
         answer(task_id, "pending"),
         answer(task_id, "processing", percentage="45"),
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     response = await api.register(
         task_id, webhook_url=receiver.url + "/hooks", metadata={"user": 7}
@@ -101,7 +78,7 @@ async def test_progress_events_arrive_in_order_then_the_final_one(
         answer(task_id, "processing", percentage="10"),
         answer(task_id, "processing", percentage="10"),
         answer(task_id, "processing", percentage="60%"),
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     events = ["task.progress", "task.succeeded"]
     assert (await api.register(task_id, webhook_url=receiver.url, events=events)).status_code == 201
@@ -137,8 +114,8 @@ async def test_receiver_failing_twice_gets_three_attempts_with_one_webhook_id(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
-    receiver.statuses = [500, 503]
+    upstream.script(task_id, finished(task_id))
+    receiver.answers = [500, 503]
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(3)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
@@ -157,8 +134,8 @@ async def test_receiver_that_never_accepts_ends_failed_after_the_schedule(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
-    receiver.statuses = [500] * 10
+    upstream.script(task_id, finished(task_id))
+    receiver.answers = [500] * 10
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(4)  # the first attempt and the schedule's three retries
     await asyncio.sleep(0.3)
@@ -168,7 +145,7 @@ async def test_receiver_that_never_accepts_ends_failed_after_the_schedule(
     assert len(listing[0]["attempts"]) == 4
 
     # redeliver: a new series, the same webhook-id
-    receiver.statuses = []
+    receiver.answers = []
     response = await api.client.post(f"/v1/tasks/{task_id}/redeliver")
     assert response.status_code == 202
     await receiver.wait_for(5)
@@ -179,7 +156,7 @@ async def test_unreachable_receiver_is_retried(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
     closed_port = Receiver().port  # nothing listens there
     await api.register(task_id, webhook_url=f"http://127.0.0.1:{closed_port}/x")
     await asyncio.sleep(0.6)
@@ -211,7 +188,7 @@ async def test_deleted_registration_gets_no_webhook(
 ) -> None:
     task_id = new_id()
     upstream.script(
-        task_id, *[answer(task_id, "processing", percentage="5")] * 3, {"task_id": task_id, **GRID}
+        task_id, *[answer(task_id, "processing", percentage="5")] * 3, finished(task_id)
     )
     await api.register(task_id, webhook_url=receiver.url)
     assert (await api.client.delete(f"/v1/tasks/{task_id}")).status_code == 204
@@ -250,7 +227,7 @@ async def test_failed_then_retried_by_the_upstream_succeeds(
         task_id,
         answer(task_id, "failed", error="boom"),
         answer(task_id, "processing", percentage="30"),
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1)
@@ -270,7 +247,7 @@ async def test_faulty_upstream_answers_are_survived(
         Canned(["not", "an", "object"]),
         Canned({}, status=429, headers={"retry-after": "0.1"}),
         Canned(b"", status=502),
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1, timeout=15)
@@ -287,7 +264,7 @@ async def test_one_poll_serves_every_tenant(
         task_id,
         answer(task_id, "processing", percentage="50"),
         answer(task_id, "processing", percentage="50"),
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     first = await api.register(task_id, webhook_url=receiver.url + "/alpha", metadata={"t": "a"})
     second = await api.register(
@@ -306,7 +283,7 @@ async def test_a_tenant_joining_a_final_task_gets_its_event_at_once(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
     await api.register(task_id, webhook_url=receiver.url + "/alpha")
     await receiver.wait_for(1)
     response = await api.register(
@@ -323,7 +300,7 @@ async def test_events_empty_tracks_without_webhooks(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
     await api.register(task_id, webhook_url=receiver.url, events=[])
     body = await api.wait_status(task_id, "succeeded")
     assert body["events"] == []
@@ -339,7 +316,7 @@ async def test_finished_tasks_expire_after_the_retention(
     from relay.store import keys
 
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1)
     await asyncio.sleep(0.2)

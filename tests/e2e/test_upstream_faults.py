@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,11 @@ import pytest
 
 from relay.devtools.redis_server import RedisServer
 from relay.settings import load_settings
+from support.payloads import new_id
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import Api, fast_env, running_worker
-from tests.servers import Canned, Receiver, ScriptedUpstream
 
 FINISHED = {"status": "finished", "image_url": "https://images.example/a.png"}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @pytest.mark.parametrize("env_overrides", [{"RELAY_UNKNOWN_TASK_LIMIT": "0.3"}])

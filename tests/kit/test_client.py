@@ -20,10 +20,10 @@ from relay_client import (
     Unauthorized,
 )
 
-from tests.api2 import GRID, new_id, processing
+from support.payloads import GRID, new_id, processing
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.kit import ALPHA, ALPHA_2, BETA, base_url
-from tests.servers import Receiver, ScriptedUpstream
+from tests.kit import ALPHA, ALPHA_2, BETA, base_url, finishing
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.usefixtures("worker")
 async def client(api: Api) -> AsyncIterator[AsyncRelayClient]:
     async with AsyncRelayClient(base_url(api), ALPHA) as relay:
         yield relay
-
-
-def finished(upstream: ScriptedUpstream) -> str:
-    task_id = new_id()
-    upstream.script(task_id, processing(task_id), {"task_id": task_id, **GRID})
-    return task_id
 
 
 def running(upstream: ScriptedUpstream) -> str:
@@ -131,7 +125,7 @@ async def test_listing_follows_the_cursor_over_every_page(
 
 
 async def test_listing_by_status(client: AsyncRelayClient, upstream: ScriptedUpstream) -> None:
-    done, busy = finished(upstream), running(upstream)
+    done, busy = finishing(upstream), running(upstream)
     for task_id in (done, busy):
         await client.register(task_id, events=[])
     assert (await client.wait(done, timeout=10)).status == "succeeded"
@@ -142,7 +136,7 @@ async def test_listing_by_status(client: AsyncRelayClient, upstream: ScriptedUps
 async def test_wait_answers_the_final_task(
     client: AsyncRelayClient, upstream: ScriptedUpstream
 ) -> None:
-    task_id = finished(upstream)
+    task_id = finishing(upstream)
     await client.register(task_id, events=[])
     task = await client.wait(task_id, timeout=10)
     assert task.final and task.status == "succeeded" and task.progress == 100
@@ -165,7 +159,7 @@ async def test_wait_with_a_timeout_answers_the_task_as_it_is(
 async def test_deliveries_and_redelivery(
     client: AsyncRelayClient, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    task_id = finished(upstream)
+    task_id = finishing(upstream)
     await client.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1, task_id=task_id)
     (delivery,) = await delivered(client, task_id, 1)
@@ -200,8 +194,8 @@ async def test_redeliver_before_any_event_is_a_conflict(
 async def test_failed_deliveries_are_listed_and_started_again(
     client: AsyncRelayClient, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    receiver.statuses = [500] * 1000
-    ids = [finished(upstream) for _ in range(3)]
+    receiver.answers = [500] * 1000
+    ids = [finishing(upstream) for _ in range(3)]
     for task_id in ids:
         await client.register(task_id, webhook_url=receiver.url)
     failed: list[Delivery] = []
@@ -214,7 +208,7 @@ async def test_failed_deliveries_are_listed_and_started_again(
     assert all(d.status == "failed" and len(d.attempts) >= 2 for d in failed), failed
     pages = [page async for page in client.failed_delivery_pages(page_size=2)]
     assert [len(p.items) for p in pages] == [2, 1]
-    receiver.statuses = []
+    receiver.answers = []
     started = await client.redeliver_failed()
     assert len(started) == len(ids)
     for task_id in ids:
@@ -231,7 +225,7 @@ async def delivered(client: AsyncRelayClient, task_id: str, count: int) -> list[
 
 
 async def test_the_sync_client_makes_the_same_calls(api: Api, upstream: ScriptedUpstream) -> None:
-    task_id, other = finished(upstream), running(upstream)
+    task_id, other = finishing(upstream), running(upstream)
 
     def session() -> None:
         with RelayClient(base_url(api), ALPHA) as relay:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from relay_client import AsyncRelayClient
 
-from tests.api2 import GRID, processing
+from support.payloads import GRID, finished, processing
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
 from tests.kit import ALPHA, WEBHOOK_SECRET, base_url
 from tests.kit.serving import served
-from tests.servers import Receiver, ScriptedUpstream
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -40,7 +40,7 @@ def local(code: str, api: Api, hook: str) -> str:
 async def test_register_and_wait(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upstream.script(TASK_ID, processing(TASK_ID), {"task_id": TASK_ID, **GRID})
+    upstream.script(TASK_ID, processing(TASK_ID), finished(TASK_ID))
     code = local(block("task = relay.wait(task_id)  "), api, receiver.url)
     # The blocking client beside the relay, which serves from this event loop.
     await asyncio.to_thread(exec, code, {})
@@ -59,7 +59,7 @@ async def test_the_ready_endpoint(
     monkeypatch.setenv("RELAY_WEBHOOK_SECRET", WEBHOOK_SECRET)
     namespace: dict[str, Any] = {}
     exec(block("# receiver.py"), namespace)
-    upstream.script(TASK_ID, processing(TASK_ID), {"task_id": TASK_ID, **GRID})
+    upstream.script(TASK_ID, processing(TASK_ID), finished(TASK_ID))
     async with served(namespace["app"]) as url, AsyncRelayClient(base_url(api), ALPHA) as relay:
         await relay.register(TASK_ID, webhook_url=url + "/relay", metadata={"order": 42})
         for _ in range(200):

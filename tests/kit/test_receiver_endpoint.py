@@ -24,12 +24,12 @@ from relay_client.receiver import (
 from relay_client.receiver.endpoint import webhook_app
 from relay_client.receiver.redis_store import RedisDeduplicator
 
-from tests.api2 import GRID, new_id, processing
+from support.payloads import GRID
+from support.servers import ScriptedUpstream
 from tests.conftest import Api
-from tests.kit import ALPHA, WEBHOOK_SECRET, base_url
+from tests.kit import ALPHA, WEBHOOK_SECRET, base_url, finishing
 from tests.kit.serving import served
 from tests.kit.test_models import TASK
-from tests.servers import ScriptedUpstream
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -47,12 +47,6 @@ def dedup(request: pytest.FixtureRequest, redis: Redis) -> Deduplicator:
     if request.param == "memory":
         return MemoryDeduplicator()
     return RedisDeduplicator(redis, prefix="kit-test:")
-
-
-def finished(upstream: ScriptedUpstream) -> str:
-    task_id = new_id()
-    upstream.script(task_id, processing(task_id), {"task_id": task_id, **GRID})
-    return task_id
 
 
 async def next_events(queue: asyncio.Queue[Event], count: int) -> list[Event]:
@@ -75,7 +69,7 @@ async def test_real_deliveries_are_verified_typed_and_handed_on_once(
     queue: asyncio.Queue[Event] = asyncio.Queue()
     app = webhook_app(Verifier(WEBHOOK_SECRET), queue, path="/hooks", dedup=dedup)
     async with served(app) as url:
-        task_id = finished(upstream)
+        task_id = finishing(upstream)
         await client.register(
             task_id, webhook_url=url + "/hooks", events=EVENTS, metadata={"order": 42}
         )
@@ -106,7 +100,7 @@ async def test_a_relay_signing_with_two_secrets_is_accepted_by_either(
     new = webhook_app(Verifier(WEBHOOK_SECRET), queues[1])
     async with served(old) as old_url, served(new) as new_url:
         for url, queue in zip((old_url, new_url), queues, strict=True):
-            task_id = finished(upstream)
+            task_id = finishing(upstream)
             await client.register(task_id, webhook_url=url)
             (event,) = await next_events(queue, 1)
             assert isinstance(event, TaskSucceeded) and event.task.task_id == task_id
@@ -118,7 +112,7 @@ async def test_a_receiver_with_another_secret_refuses_with_401(
     queue: asyncio.Queue[Event] = asyncio.Queue()
     app = webhook_app(Verifier("whsec_c29tZW9uZSBlbHNl"), queue)
     async with served(app) as url:
-        task_id = finished(upstream)
+        task_id = finishing(upstream)
         await client.register(task_id, webhook_url=url)
         for _ in range(200):
             found = await client.deliveries(task_id)
@@ -143,7 +137,7 @@ async def test_a_failing_handler_gets_the_relays_retry(
 
     app = webhook_app(Verifier(WEBHOOK_SECRET), handler, dedup=dedup, inline=True)
     async with served(app) as url:
-        task_id = finished(upstream)
+        task_id = finishing(upstream)
         await client.register(task_id, webhook_url=url)
         attempts = await delivered(client, task_id, 2)
     assert [a.status_code for a in attempts] == [500, 200]
@@ -161,7 +155,7 @@ async def test_the_answer_does_not_wait_for_the_handler(
         handled.append(event)
 
     async with served(webhook_app(Verifier(WEBHOOK_SECRET), handler)) as url:
-        task_id = finished(upstream)
+        task_id = finishing(upstream)
         await client.register(task_id, webhook_url=url)
         # Delivered while the handler is still held: the 200 came first.
         (attempt,) = await delivered(client, task_id, 1)

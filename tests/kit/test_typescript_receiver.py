@@ -19,11 +19,11 @@ from relay_client import AsyncRelayClient
 from relay_client.receiver import sign
 
 from relay.devtools.redis_server import free_port
-from tests.api2 import GRID, new_id, processing
+from support.payloads import GRID, finished, new_id, processing
+from support.servers import ScriptedUpstream
 from tests.conftest import Api
 from tests.kit import ALPHA, WEBHOOK_SECRET, base_url
 from tests.kit.test_models import TASK
-from tests.servers import ScriptedUpstream
 
 pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.timeout(600)]
 
@@ -85,7 +85,7 @@ async def test_the_example_verifies_and_deduplicates_real_deliveries(
     api: Api, upstream: ScriptedUpstream, receiver_url: str, tmp_path: Path
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, processing(task_id), {"task_id": task_id, **GRID})
+    upstream.script(task_id, processing(task_id), finished(task_id))
     async with AsyncRelayClient(base_url(api), ALPHA) as client:
         await client.register(
             task_id,

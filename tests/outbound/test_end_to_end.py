@@ -14,11 +14,11 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.simulator.framing import Framing
 from relay.simulator.front import Front
-from tests.api2 import GRID, new_id, processing
-from tests.api2.test_metrics import scrape
+from support.payloads import GRID, new_id, processing
+from support.servers import Canned, Fronting, Receiver, ScriptedUpstream
+from tests.api.test_metrics import scrape
 from tests.conftest import WEBHOOK_SECRET, Api
 from tests.outbound import bomb_handler
-from tests.servers import Canned, Fronting, Receiver, ScriptedUpstream
 
 # SSL_CERT_FILE first: the worker reads it when it builds its transports.
 pytestmark = pytest.mark.usefixtures("trust_ca", "worker")

@@ -1,13 +1,12 @@
 """Reliability: crashes, Redis restarts, delivery semantics, SSRF and secrets.
 
 The helpers here are shared by the modules of this package: real `relay`
-processes, a receiver whose every answer is scripted, and bounded waits.
+processes and bounded waits (the servers and payloads are support's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -16,12 +15,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import httpx
-from aiohttp import web
-
-from tests.servers import Canned, Received, Receiver
 
 RELAY = Path(sys.executable).parent / "relay"
 
@@ -110,49 +106,3 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(interval)
-
-
-def answer(task_id: str, status: str, **fields: Any) -> dict[str, Any]:
-    """One upstream fetch answer."""
-    return {
-        "task_id": task_id,
-        "task_type": "imagine",
-        "model": "midjourney",
-        "status": status,
-        **fields,
-    }
-
-
-def finished(task_id: str) -> dict[str, Any]:
-    return answer(task_id, "finished", image_url=f"https://images.example/{task_id}.png")
-
-
-class ScriptedReceiver(Receiver):
-    """A receiver whose answers are scripted: by `respond(received)` if set, else from
-    `answers` in order, else 204. Records when each POST arrived (monotonic) and its path."""
-
-    def __init__(self, respond: Callable[[Received], Canned] | None = None) -> None:
-        super().__init__()  # routes every POST to self._hook, this class's
-        self.respond = respond
-        self.answers: list[Canned] = []
-        self.arrivals: list[float] = []
-        self.paths: list[str] = []
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        received = Received(dict(request.headers), body)
-        async with self.arrived:
-            self.received.append(received)
-            self.arrivals.append(time.monotonic())
-            self.paths.append(request.path)
-            self.arrived.notify_all()
-        if self.respond is not None:
-            reply = self.respond(received)
-        elif self.answers:
-            reply = self.answers.pop(0)
-        else:
-            reply = Canned(b"", status=204)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        return web.Response(body=payload, status=reply.status, headers=reply.headers)

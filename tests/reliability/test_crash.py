@@ -22,9 +22,10 @@ from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer, free_port
+from support.payloads import answer, finished
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, fast_env
-from tests.reliability import Proc, answer, clean_env, eventually, finished, wait_ready
-from tests.servers import Canned, Receiver, ScriptedUpstream
+from tests.reliability import Proc, clean_env, eventually, wait_ready
 from workers.worker import SHUTDOWN_GRACE
 
 FINAL_TYPES = {"task.succeeded", "task.failed", "task.timed_out"}

@@ -4,16 +4,16 @@ redirects, large bodies; and which progress events are sent at all."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from support.payloads import answer, finished, new_id
+from support.servers import Canned, Received, Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import ScriptedReceiver, answer, eventually, finished
-from tests.servers import Canned, Received, ScriptedUpstream
+from tests.reliability import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -23,23 +23,19 @@ BETA = {"authorization": "Bearer key-beta-0123456789"}
 
 
 @pytest.fixture
-async def receivers() -> AsyncIterator[list[ScriptedReceiver]]:
+async def receivers() -> AsyncIterator[list[Receiver]]:
     """Receivers started by `new_receiver`; all are stopped at the end."""
-    started: list[ScriptedReceiver] = []
+    started: list[Receiver] = []
     yield started
     for server in started:
         await server.stop()
 
 
-async def new_receiver(receivers: list[ScriptedReceiver], respond: Any = None) -> ScriptedReceiver:
-    server = ScriptedReceiver(respond)
+async def new_receiver(receivers: list[Receiver], respond: Any = None) -> Receiver:
+    server = Receiver(respond)
     await server.start()
     receivers.append(server)
     return server
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 async def listing(api: Api, task_id: str, headers: dict[str, str] | None = None) -> Any:
@@ -65,14 +61,14 @@ async def wait_listing(
     return found
 
 
-def kinds(server: ScriptedReceiver) -> list[tuple[str, int | None]]:
+def kinds(server: Receiver) -> list[tuple[str, int | None]]:
     hook = Webhook(WEBHOOK_SECRET)
     events = [hook.verify(r.body, r.headers) for r in server.received]
     return [(e["type"], e["data"]["progress"]) for e in events]
 
 
 async def test_410_gone_ends_that_registrations_webhooks_only(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     gone = await new_receiver(receivers, lambda r: Canned(b"", status=410))
     fine = await new_receiver(receivers)
@@ -113,7 +109,7 @@ async def test_410_gone_ends_that_registrations_webhooks_only(
 
 
 async def test_429_with_retry_after_is_retried_after_that_delay(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     server = await new_receiver(receivers)
     server.answers = [Canned(b"slow down", status=429, headers={"Retry-After": "1"})]
@@ -131,7 +127,7 @@ async def test_429_with_retry_after_is_retried_after_that_delay(
 
 @pytest.mark.parametrize("env_overrides", [{"RELAY_DELIVERY_TIMEOUT": "0.3"}])
 async def test_a_receiver_slower_than_the_timeout_is_retried(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     server = await new_receiver(receivers)
     server.answers = [Canned(b"", status=204, delay=1.0)]
@@ -149,7 +145,7 @@ async def test_a_receiver_slower_than_the_timeout_is_retried(
 
 
 async def test_redirects_are_not_followed(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     elsewhere = await new_receiver(receivers)
     server = await new_receiver(receivers)
@@ -165,7 +161,7 @@ async def test_redirects_are_not_followed(
 
 
 async def test_large_receiver_answers_are_stored_truncated(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     server = await new_receiver(receivers)
     server.answers = [
@@ -186,7 +182,7 @@ async def test_large_receiver_answers_are_stored_truncated(
 
 
 async def test_the_same_percentage_again_makes_no_progress_event(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     server = await new_receiver(receivers)
     task_id = new_id()
@@ -214,7 +210,7 @@ async def test_the_same_percentage_again_makes_no_progress_event(
     "env_overrides", [{"RELAY_DELIVERY_RETRY_SCHEDULE": ",".join(["0.3"] * 12)}]
 )
 async def test_a_progress_delivery_pending_at_the_final_event_is_dropped(
-    api: Api, upstream: ScriptedUpstream, receivers: list[ScriptedReceiver]
+    api: Api, upstream: ScriptedUpstream, receivers: list[Receiver]
 ) -> None:
     final_seen: list[float] = []
 

@@ -8,7 +8,6 @@ down (503) and up by the test.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,9 +17,10 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import free_port
 from relay.store.breaker import HOLD_AFTER, WINDOW_MAX
+from support.payloads import finished, new_id
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import eventually, finished
-from tests.servers import Receiver, ScriptedUpstream
+from tests.reliability import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -101,10 +101,6 @@ async def switched() -> AsyncIterator[Switched]:
     await server.start()
     yield server
     await server.stop()
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 async def register_finished(

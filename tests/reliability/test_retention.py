@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 from relay.devtools.redis_server import free_port
 from relay.store import keys
 from relay.store.breaker import STATE_TTL
+from support.payloads import answer, finished
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.reliability import ScriptedReceiver, answer, eventually, finished
+from tests.reliability import eventually
 from tests.reliability import test_delivery_semantics as semantics
-from tests.servers import Canned, ScriptedUpstream
 from workers.worker import sweep
 
 RETENTION = 2.5
@@ -75,7 +76,7 @@ async def test_once_retention_has_passed_no_key_of_a_task_is_left(
     worker: dict[str, Any],
     upstream: ScriptedUpstream,
     redis: Redis,
-    receivers: list[ScriptedReceiver],
+    receivers: list[Receiver],
 ) -> None:
     good = await semantics.new_receiver(receivers)
     slow_gone = await semantics.new_receiver(

@@ -25,9 +25,10 @@ from redis.asyncio import Redis
 
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.outbound import AddressGuard, AiohttpTransport, TransportError
+from support.payloads import answer, finished
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import Api, fast_env
-from tests.reliability import Proc, answer, clean_env, eventually, finished, wait_ready
-from tests.servers import Canned, Receiver, ScriptedUpstream
+from tests.reliability import Proc, clean_env, eventually, wait_ready
 
 LOOPBACK_SPELLINGS = [
     "http://127.0.0.1:{port}/",
@@ -356,7 +357,7 @@ async def test_no_secret_in_logs_or_answers(
                 ok_task, answer(ok_task, "processing", percentage="50"), finished(ok_task)
             )
             upstream.script(retried_task, finished(retried_task))
-            receiver.statuses = [500]  # the first webhook is refused, then retried
+            receiver.answers = [500]  # the first webhook is refused, then retried
             events = ["task.progress", "task.succeeded", "task.failed", "task.timed_out"]
             for task_id, key in ((retried_task, alpha_keys[0]), (ok_task, beta_key)):
                 reply = await call(

@@ -20,13 +20,13 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import free_port
 from relay.store import keys
-from tests.api2 import new_id, processing
+from support.payloads import finished, new_id, processing
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import ScriptedReceiver, eventually, finished
+from tests.reliability import eventually
 from tests.reliability import test_delivery_semantics as semantics
 from tests.reliability import test_receivers_isolated as isolated
 from tests.reliability.test_receivers_isolated import Tarpit
-from tests.servers import Canned, Receiver, ScriptedUpstream
 
 QUOTA = 100
 ENV = {
@@ -87,7 +87,7 @@ async def test_a_hostile_tenant_does_not_stop_another_tenants_final_events(
     redis: Redis,
     tarpit: Tarpit,
     receiver: Receiver,
-    receivers: list[ScriptedReceiver],
+    receivers: list[Receiver],
 ) -> None:
     gone = await semantics.new_receiver(receivers, lambda r: Canned(b"", status=410))
     dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: connection refused

@@ -16,12 +16,10 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from relay.simulator import Plan, answer, create_app, plan_for
 from relay.simulator.plans import SHAPES, Shape, final_at
+from support.servers import Receiver
 
 KEY = "sim-key-123"
 KNOWN_WORDS = {"staged", "pending", "starting", "processing", "finished", "failed"}
@@ -630,23 +628,6 @@ async def test_fault_validation(fault: dict[str, Any], sim: httpx.AsyncClient) -
 # The upstream's own webhooks.
 
 
-class Receiver:
-    """A tiny webhook endpoint that fails the first `failures` calls."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.calls: list[tuple[float, dict[str, str], Any]] = []
-
-    async def hook(self, request: Request) -> Response:
-        self.calls.append((time.monotonic(), dict(request.headers), await request.json()))
-        if len(self.calls) <= self.failures:
-            return Response(status_code=500)
-        return Response(status_code=204)
-
-    def app(self) -> Starlette:
-        return Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-
-
 async def wait_for(condition: Any, within: float = 3.0) -> None:
     deadline = time.monotonic() + within
     while not condition():
@@ -655,8 +636,8 @@ async def wait_for(condition: Any, within: float = 3.0) -> None:
 
 
 async def test_webhook_arrives_once_with_secret_after_retry() -> None:
-    receiver = Receiver(failures=1)
-    async with serving(receiver.app()) as hook_base, simulator(speed=100) as client:
+    async with Receiver() as receiver, simulator(speed=100) as client:
+        receiver.answers = [500]
         created = await add_task(
             client,
             task_id=TID,
@@ -666,12 +647,13 @@ async def test_webhook_arrives_once_with_secret_after_retry() -> None:
             starting_seconds=1,
             duration_seconds=10,
             retry_seconds=5,
-            webhook_url=f"{hook_base}/hook",
+            webhook_url=f"{receiver.url}/hook",
             webhook_secret="s3cret",
         )
         started = time.monotonic()
-        await wait_for(lambda: len(receiver.calls) == 2)
-        first_at, headers, body = receiver.calls[0]
+        await wait_for(lambda: len(receiver.received) == 2)
+        first_at, first = receiver.arrivals[0], receiver.received[0]
+        headers, body = {k.lower(): v for k, v in first.headers.items()}, first.json
         # Final at 22 s of task time, i.e. 0.22 s at speed 100: the interim `failed` sent nothing.
         assert first_at - started >= 0.2
         assert headers["x-webhook-secret"] == "s3cret"
@@ -680,30 +662,30 @@ async def test_webhook_arrives_once_with_secret_after_retry() -> None:
         assert body == answer(plan, final_at(plan))
         assert body["status"] == "finished"
         # The retry comes about 10 s of task time (0.1 s here) after the failed attempt.
-        assert receiver.calls[1][0] - first_at >= 0.09
-        assert receiver.calls[1][2] == body
+        assert receiver.arrivals[1] - first_at >= 0.09
+        assert receiver.received[1].json == body
         assert (await fetch(client)).json() == body
         await asyncio.sleep(0.3)
-        assert len(receiver.calls) == 2
+        assert len(receiver.received) == 2
 
 
 async def test_webhook_for_a_failed_task_and_giving_up() -> None:
-    receiver = Receiver(failures=100)
-    async with serving(receiver.app()) as hook_base, simulator(speed=1000) as client:
+    async with Receiver() as receiver, simulator(speed=1000) as client:
+        receiver.answers = [500] * 100
         await add_task(
             client,
             shape="failed",
             queue_seconds=0,
             duration_seconds=20,
-            webhook_url=f"{hook_base}/hook",
+            webhook_url=f"{receiver.url}/hook",
             webhook_secret="abc",
         )
         # One attempt and three retries (10, 30, 90 s of task time), then nothing more.
-        await wait_for(lambda: len(receiver.calls) == 4)
+        await wait_for(lambda: len(receiver.received) == 4)
         await asyncio.sleep(0.3)
-        assert len(receiver.calls) == 4
-        assert {call[2]["status"] for call in receiver.calls} == {"failed"}
-        assert all(call[2]["error"] for call in receiver.calls)
+        assert len(receiver.received) == 4
+        assert {r.json["status"] for r in receiver.received} == {"failed"}
+        assert all(r.json["error"] for r in receiver.received)
 
 
 async def test_webhook_to_nowhere_does_not_break_the_app() -> None:

@@ -15,8 +15,8 @@ from relay.core.schedule import PollPolicy
 from relay.store import PollQueue
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import Receiver, ScriptedUpstream
 
 FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
 

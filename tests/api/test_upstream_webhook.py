@@ -15,25 +15,15 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer
 from relay.settings import load_settings
-from tests.api2 import GRID, new_id
+from support.payloads import GRID, finished, new_id, processing
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api, fast_env
-from tests.servers import Receiver, ScriptedUpstream
 
 SECRET = "upstream-hook-secret"  # fast_env's RELAY_UPSTREAM_WEBHOOK_SECRET
 PATH = "/v1/upstream/webhook"
 # Registered with `upstream_webhook: true`, a task is polled at once, then every
 # RELAY_POLL_MAX_INTERVAL: here a minute, so within a test only callbacks make fetches.
 NO_POLLS = {"RELAY_POLL_MIN_INTERVAL": "1", "RELAY_POLL_MAX_INTERVAL": "60"}
-
-
-def processing(task_id: str, percentage: str = "30") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "task_type": "imagine",
-        "model": "midjourney",
-        "status": "processing",
-        "percentage": percentage,
-    }
 
 
 async def post_hook(
@@ -71,7 +61,7 @@ def assert_error(response: httpx.Response, status: int, field: str | None = None
 async def test_a_missing_or_wrong_secret_is_401(api: Api, secret: str | None) -> None:
     task_id = new_id()
     await api.register(task_id)
-    response = await post_hook(api, {"task_id": task_id, **GRID}, secret)
+    response = await post_hook(api, finished(task_id), secret)
     assert_error(response, 401)
     assert (await api.task(task_id)).json()["status"] == "queued", "nothing was applied"
 
@@ -100,7 +90,7 @@ async def test_with_no_secret_configured_every_upstream_webhook_is_401(
     api = api_without_hook_secret
     task_id = new_id()
     assert (await api.register(task_id)).status_code == 201
-    response = await post_hook(api, {"task_id": task_id, **GRID}, secret)
+    response = await post_hook(api, finished(task_id), secret)
     assert_error(response, 401)
     assert (await api.task(task_id)).json()["status"] == "queued"
 
@@ -134,7 +124,7 @@ async def test_a_body_without_a_task_id_is_400(api: Api, body: Any) -> None:
 async def test_a_body_with_a_bad_status_is_400(api: Api, status: Any) -> None:
     task_id = new_id()
     await api.register(task_id)
-    body: dict[str, Any] = {"task_id": task_id, **GRID}
+    body: dict[str, Any] = finished(task_id)
     if status is None:
         del body["status"]
     else:
@@ -158,7 +148,7 @@ async def test_a_body_over_64_kib_is_413(api: Api) -> None:
 
 async def test_a_task_nobody_tracks_is_202_and_ignored(api: Api) -> None:
     task_id = new_id()
-    response = await post_hook(api, {"task_id": task_id, **GRID})
+    response = await post_hook(api, finished(task_id))
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "ignored"}
     assert (await api.task(task_id)).status_code == 404
@@ -173,7 +163,7 @@ async def test_a_deleted_task_is_ignored_too(api: Api) -> None:
     task_id = new_id()
     await api.register(task_id)
     assert (await api.client.delete(f"/v1/tasks/{task_id}")).status_code == 204
-    response = await post_hook(api, {"task_id": task_id, **GRID})
+    response = await post_hook(api, finished(task_id))
     assert response.status_code == 202
     assert response.json()["status"] == "ignored"
     assert (await api.task(task_id)).status_code == 404
@@ -206,8 +196,8 @@ async def test_a_true_callback_makes_a_fetch_that_ends_the_task(
     assert running["polls"] == 1 and upstream.calls[task_id] == 1
 
     # The task finished upstream, and the upstream calls back.
-    upstream.script(task_id, {"task_id": task_id, **GRID})
-    response = await post_hook(api, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
+    response = await post_hook(api, finished(task_id))
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "signalled"}
     # The next poll is a minute away: only the callback's fetch can bring the event.
@@ -227,7 +217,7 @@ async def test_a_true_callback_makes_a_fetch_that_ends_the_task(
     assert upstream.calls[task_id] == 2
 
     # The same webhook again (the upstream retries its own): nothing more.
-    again = await post_hook(api, {"task_id": task_id, **GRID})
+    again = await post_hook(api, finished(task_id))
     assert again.status_code == 202, again.text
     assert again.json()["status"] == "ignored"
     await asyncio.sleep(0.4)
@@ -272,10 +262,10 @@ async def test_a_callback_ahead_of_the_fetch_is_fetched_again(
 ) -> None:
     task_id = new_id()
     # First poll, then the callback's own fetch still answer processing; the next is done.
-    upstream.script(task_id, processing(task_id), processing(task_id), {"task_id": task_id, **GRID})
+    upstream.script(task_id, processing(task_id), processing(task_id), finished(task_id))
     await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
     await api.wait_status(task_id, "running")
-    assert (await post_hook(api, {"task_id": task_id, **GRID})).status_code == 202
+    assert (await post_hook(api, finished(task_id))).status_code == 202
     await receiver.wait_for(1, timeout=5)
     assert receiver.events()[0]["type"] == "task.succeeded"
     assert receiver.events()[0]["data"]["polls"] == 3
@@ -316,8 +306,8 @@ async def test_one_upstream_webhook_serves_every_tenant(
         task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/b", upstream_webhook=True
     )
     await api.wait_status(task_id, "running")
-    upstream.script(task_id, {"task_id": task_id, **GRID})
-    assert (await post_hook(api, {"task_id": task_id, **GRID})).status_code == 202
+    upstream.script(task_id, finished(task_id))
+    assert (await post_hook(api, finished(task_id))).status_code == 202
     await receiver.wait_for(2, timeout=5)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 2
     assert {e["type"] for e in receiver.events()} == {"task.succeeded"}
@@ -377,7 +367,7 @@ async def test_a_failed_by_callback_that_the_upstream_retries_ends_well(
     upstream.script(
         task_id,
         {"task_id": task_id, "status": "failed", "error": "transient"},
-        {"task_id": task_id, **GRID},
+        finished(task_id),
     )
     upstream.calls[task_id] = 0
     response = await post_hook(api, {"task_id": task_id, "status": "failed", "error": "x"})
@@ -399,7 +389,7 @@ async def test_a_lost_callback_still_ends_the_task_by_polling(
 ) -> None:
     task_id = new_id()
     answers = [processing(task_id, str(p)) for p in (10, 40, 70)]
-    upstream.script(task_id, *answers, {"task_id": task_id, **GRID})
+    upstream.script(task_id, *answers, finished(task_id))
     await api.register(task_id, webhook_url=receiver.url, upstream_webhook=True)
     await receiver.wait_for(1, timeout=10)
     assert receiver.events()[0]["type"] == "task.succeeded"

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api2 import GRID, new_id
+from support.payloads import finished, new_id
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import Receiver, ScriptedUpstream
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -81,7 +81,7 @@ async def register_failing(
 ) -> list[str]:
     ids = [new_id() for _ in range(count)]
     for task_id in ids:
-        upstream.script(task_id, {"task_id": task_id, **GRID})
+        upstream.script(task_id, finished(task_id))
         response = await api.register(task_id, key=key, webhook_url=url, metadata={"k": key})
         assert response.status_code == 201, response.text
     return ids
@@ -95,8 +95,8 @@ def assert_error(response: httpx.Response, status: int, field: str | None) -> No
 async def test_failed_deliveries_are_listed_paged_and_started_again(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver, beta_receiver: Receiver
 ) -> None:
-    receiver.statuses = [500] * 1000  # always 500, until the test says otherwise
-    beta_receiver.statuses = [500] * 1000
+    receiver.answers = [500] * 1000  # always 500, until the test says otherwise
+    beta_receiver.answers = [500] * 1000
     alpha = await register_failing(api, upstream, receiver.url + "/alpha", 5)
     beta = await register_failing(
         api, upstream, beta_receiver.url + "/beta", 2, key="key-beta-0123456789"
@@ -151,7 +151,7 @@ async def test_failed_deliveries_are_listed_paged_and_started_again(
     )
 
     # The receiver is fixed: start every failed delivery of alpha again.
-    receiver.statuses = []
+    receiver.answers = []
     before = len(receiver.received)
     response = await api.client.post("/v1/deliveries/redeliver")
     assert response.status_code == 202, response.text
@@ -189,7 +189,7 @@ async def test_failed_deliveries_are_listed_paged_and_started_again(
 async def test_other_tenants_see_nothing_and_start_nothing(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    receiver.statuses = [500] * 1000
+    receiver.answers = [500] * 1000
     alpha = await register_failing(api, upstream, receiver.url, 2)
     await wait_failed(api, len(alpha))
     await asyncio.sleep(0.1)
@@ -217,13 +217,13 @@ async def test_other_tenants_see_nothing_and_start_nothing(
 async def test_a_deleted_task_takes_its_failed_delivery_with_it(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    receiver.statuses = [500] * 1000
+    receiver.answers = [500] * 1000
     kept, dropped = await register_failing(api, upstream, receiver.url, 2)
     await wait_failed(api, 2)
     assert (await api.client.delete(f"/v1/tasks/{dropped}")).status_code == 204
     remaining = await all_failed(api)
     assert [d["task_id"] for d in remaining] == [kept]
-    receiver.statuses = []
+    receiver.answers = []
     response = await api.client.post("/v1/deliveries/redeliver")
     assert response.status_code == 202
     assert response.json()["delivery_ids"] == [remaining[0]["id"]]

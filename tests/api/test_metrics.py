@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from relay.settings import Settings
-from tests.api2 import GRID, new_id, processing
+from support.payloads import finished, new_id, processing
+from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import Api, running_worker
-from tests.servers import Canned, Receiver, ScriptedUpstream
 
 FLUSH_WAIT = 1.3  # every process adds its counts to Redis once a second
 
@@ -59,7 +59,7 @@ async def readyz_says(api: Api, upstream: str, timeout: float = 5.0) -> None:
 @pytest.fixture
 async def refusing_receiver() -> AsyncIterator[Receiver]:
     server = Receiver()
-    server.statuses = [500] * 1000
+    server.answers = [500] * 1000
     await server.start()
     yield server
     await server.stop()
@@ -97,15 +97,15 @@ async def test_metrics_count_registrations_polls_and_deliveries(
 ) -> None:
     # A task whose first fetch answers 500, then finishes; its receiver answers 500 once.
     faulty = new_id()
-    upstream.script(faulty, Canned(b"", status=500), {"task_id": faulty, **GRID})
-    receiver.statuses = [500]
+    upstream.script(faulty, Canned(b"", status=500), finished(faulty))
+    receiver.answers = [500]
     # A task still running: tracked.
     running = new_id()
     upstream.script(running, processing(running))
     # A task whose receiver refuses every attempt: after two quick retries, one is scheduled
     # a minute ahead: pending.
     refused = new_id()
-    upstream.script(refused, {"task_id": refused, **GRID})
+    upstream.script(refused, finished(refused))
 
     assert (await api.register(faulty, webhook_url=receiver.url)).status_code == 201
     assert (await api.register(faulty, webhook_url=receiver.url)).status_code == 200

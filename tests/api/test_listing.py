@@ -15,13 +15,9 @@ import httpx
 import pytest
 
 from relay.api.routes import tasks as routes
-from tests.api2 import GRID, new_id, processing
+from support.payloads import finished, new_id, processing
+from support.servers import Canned, ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import Canned, ScriptedUpstream
-
-
-def finished(task_id: str) -> dict[str, Any]:
-    return {"task_id": task_id, **GRID}
 
 
 async def list_page(

@@ -1,4 +1,8 @@
-"""Real HTTP servers on loopback for tests: a scripted upstream and webhook receivers."""
+"""Real HTTP servers on loopback, in the caller's event loop: a scripted upstream, a receiver.
+
+Either may stand behind a proxy-like front (`Fronting`) that frames its answers on the wire
+as real servers and proxies do (chunked, split, closed, TLS).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import json
 import ssl
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -27,6 +32,9 @@ class Canned:
     delay: float = 0.0
     framing: Framing | None = None  # with a `Fronting`: how this answer goes on the wire
 
+    def encoded(self) -> bytes:
+        return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
+
 
 @dataclasses.dataclass(frozen=True)
 class Fronting:
@@ -41,10 +49,14 @@ class Fronting:
     drop_reused: bool = False
 
 
-class _Server:
-    def __init__(self, fronting: Fronting | None = None) -> None:
+class Server:
+    """An aiohttp app served on a loopback port of its own, behind a front if given one."""
+
+    backlog = 128  # aiohttp's default; a load generator's stand-in wants more
+
+    def __init__(self, fronting: Fronting | None = None, port: int | None = None) -> None:
         self.app = web.Application()
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self._runner: web.AppRunner | None = None
         self.front: Front | None = None
         if fronting is not None:
@@ -67,7 +79,7 @@ class _Server:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=self.backlog).start()
         if self.front is not None:
             await self.front.start()
 
@@ -79,8 +91,15 @@ class _Server:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
-class ScriptedUpstream(_Server):
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ScriptedUpstream(Server):
     """Answers `/api/v1/fetch` per task from a script; the last answer repeats."""
 
     def __init__(self, api_key: str = "upstream-key", fronting: Fronting | None = None) -> None:
@@ -108,7 +127,7 @@ class ScriptedUpstream(_Server):
         answer = script.pop(0) if len(script) > 1 else script[0]
         if answer.delay:
             await asyncio.sleep(answer.delay)
-        body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        body = answer.encoded()
         headers = answer.headers
         if answer.framing is not None:
             headers = {**headers, FRAMING_HEADER: answer.framing.text()}
@@ -130,26 +149,45 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver(_Server):
-    """A webhook receiver: records every POST; answers from `statuses` first, then 204."""
+class Receiver(Server):
+    """A webhook receiver: records every POST, when it arrived (monotonic) and its path.
 
-    def __init__(self, fronting: Fronting | None = None) -> None:
+    Answers by `respond(received)` when given, else with the next of `answers` (a `Canned`,
+    or a bare status), else 204; a bare status or the 204 waits `delay` seconds first.
+    """
+
+    def __init__(
+        self,
+        respond: Callable[[Received], Canned] | None = None,
+        fronting: Fronting | None = None,
+    ) -> None:
         super().__init__(fronting)
-        self.received: list[Received] = []
-        self.statuses: list[int] = []
+        self.respond = respond
+        self.answers: list[Canned | int] = []
         self.delay = 0.0
+        self.received: list[Received] = []
+        self.arrivals: list[float] = []
+        self.paths: list[str] = []
         self.arrived = asyncio.Condition()
-        self.app.router.add_post("/{tail:.*}", self._hook)
+        self.app.router.add_post("/{tail:.*}", self._hook)  # a subclass's own, if it has one
 
     async def _hook(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        received = Received(dict(request.headers), await request.read())
         async with self.arrived:
-            self.received.append(Received(dict(request.headers), body))
+            self.received.append(received)
+            self.arrivals.append(time.monotonic())
+            self.paths.append(request.path)
             self.arrived.notify_all()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        status = self.statuses.pop(0) if self.statuses else 204
-        return web.Response(status=status)
+        reply = self._reply(received)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return web.Response(body=reply.encoded(), status=reply.status, headers=reply.headers)
+
+    def _reply(self, received: Received) -> Canned:
+        if self.respond is not None:
+            return self.respond(received)
+        reply = self.answers.pop(0) if self.answers else 204
+        return reply if isinstance(reply, Canned) else Canned(b"", status=reply, delay=self.delay)
 
     def events(self, task_id: str | None = None) -> list[dict[str, Any]]:
         found = [r.json for r in self.received]

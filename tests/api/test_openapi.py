@@ -31,9 +31,9 @@ from starlette.applications import Starlette
 
 from relay.api.app import ENDPOINTS, create_app
 from relay.settings import Settings
-from tests.api2 import GRID, new_id
+from support.payloads import finished, new_id
+from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.servers import Receiver, ScriptedUpstream
 
 AUTH = {"Authorization": "Bearer key-alpha-0123456789"}
 UPSTREAM_SECRET = {"x-webhook-secret": "upstream-hook-secret"}  # fast_env's
@@ -315,10 +315,10 @@ async def test_real_answers_of_every_operation_conform_to_the_description(
 ) -> None:
     """Filled-in resources (results, attempts, failed deliveries), validated against the spec."""
     task_id, idle_id, beta_id = new_id(), new_id(), new_id()
-    upstream.script(task_id, {"task_id": task_id, **GRID})
+    upstream.script(task_id, finished(task_id))
     upstream.script(idle_id, {"task_id": idle_id, "task_type": "imagine", "status": "processing"})
-    upstream.script(beta_id, {"task_id": beta_id, **GRID})
-    receiver.statuses = [500] * 4  # the first delivery fails for good (1 + 3 retries)
+    upstream.script(beta_id, finished(beta_id))
+    receiver.answers = [500] * 4  # the first delivery fails for good (1 + 3 retries)
     assert (await api.register(task_id, webhook_url=receiver.url + "/hook")).status_code == 201
     assert (await api.register(idle_id, events=[])).status_code == 201
     assert (await api.register(beta_id, key="key-beta-0123456789")).status_code == 201
