@@ -23,7 +23,7 @@ import uuid
 
 import aiohttp
 
-API_KEY = "bench-upstream-key"
+from support.load_servers import API_KEY
 
 
 def webhook_body(task_id: str) -> bytes:

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +43,12 @@ from relay.devtools.redis_server import RedisServer, free_port
 from relay.store import keys, scripts
 from relay.store.codec import dump, dump_metadata, dump_registration
 from relay.store.redis import to_ms
+from support.load_servers import API_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"  # every server of every benchmark listens here, and only here
-UPSTREAM_KEY = "bench-upstream-key"
+UPSTREAM_KEY = API_KEY  # what the stand-in upstream (support.load_servers) accepts
 WEBHOOK_SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMDEyMzQ1Njc4OQ=="
 TENANT = "bench"
 
@@ -132,15 +132,6 @@ def print_results(results: Iterable[Result]) -> None:
 def say(message: str) -> None:
     """A progress line (stderr, so stdout stays tables and results)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank; nan for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -250,7 +241,7 @@ class Stack(contextlib.ExitStack):
         return child
 
     def upstream(self, *args: str) -> tuple[Child, str]:
-        """The stand-in upstream (bench/_servers.py), its base URL."""
+        """The stand-in upstream (support.load_servers via bench/_servers.py), its base URL."""
         port = free_port()
         child = self.spawn(
             "upstream", ["-m", "bench._servers", "upstream", "--port", str(port), *args]
@@ -258,7 +249,7 @@ class Stack(contextlib.ExitStack):
         return child, f"http://{HOST}:{port}"
 
     def receiver(self, *args: str) -> tuple[Child, str]:
-        """A webhook receiver answering 204 (bench/_servers.py), its base URL."""
+        """A webhook receiver answering 204 (support.load_servers), its base URL."""
         port = free_port()
         child = self.spawn(
             "receiver", ["-m", "bench._servers", "receiver", "--port", str(port), *args]
@@ -362,20 +353,6 @@ PROCESSING = {
 }
 
 
-def finished_payload(task_id: str) -> dict[str, Any]:
-    """A realistic finished grid answer: four images and the grid."""
-    base = f"https://cdn.midjourney.com/{uuid.UUID(task_id).hex[:12]}"
-    return {
-        "task_id": task_id,
-        "status": "finished",
-        "percentage": "100",
-        "task_type": "imagine",
-        "model": "midjourney",
-        "original_image_url": f"{base}/grid_0.png",
-        "image_urls": [f"{base}/0_{i}.png" for i in range(4)],
-    }
-
-
 def running_state(now: float, deadline: float) -> TaskState:
     """The state after one `processing 50%` answer: later such answers change nothing."""
     initial = TaskState(registered_at=now, deadline_at=now + deadline)
@@ -471,10 +448,6 @@ async def apply_answers(
         if bad:
             raise RuntimeError(f"outcomes not written: {bad[:3]}")
     return written
-
-
-def new_ids(count: int) -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(count)]
 
 
 def run_async(coro: Any) -> Any:

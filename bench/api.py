@@ -31,7 +31,6 @@ from bench._common import (
     Result,
     Stack,
     cpu_seconds,
-    percentile,
     print_results,
     print_table,
     ratio_note,
@@ -41,6 +40,7 @@ from bench._common import (
     worker_env,
 )
 from relay.devtools.redis_server import free_port
+from support.stats import percentile
 
 FULL = {"warmup": 2.0, "duration": 10.0}
 TINY = {"warmup": 0.5, "duration": 1.5}

@@ -68,8 +68,6 @@ from bench._common import (
     Result,
     Stack,
     http_json,
-    new_ids,
-    percentile,
     print_results,
     print_table,
     say,
@@ -82,6 +80,8 @@ from bench._common import (
 from bench.api import wait_healthy
 from relay.devtools.redis_server import free_port
 from relay.simulator.plans import Plan, final_at
+from support.payloads import new_ids
+from support.stats import percentile
 
 CLIENT_KEY = "bench-client-key"  # worker_env's RELAY_API_KEYS gives it to TENANT
 UPSTREAM_WEBHOOK_SECRET = "bench-upstream-webhook-secret"

@@ -28,9 +28,7 @@ from bench._common import (
     apply_answers,
     connected,
     cpu_seconds,
-    finished_payload,
     http_json,
-    new_ids,
     print_results,
     print_table,
     ratio_note,
@@ -42,6 +40,7 @@ from bench._common import (
     worker_env,
 )
 from relay.store import keys
+from support.payloads import finished_grid, new_ids
 
 FULL = {"tasks": 20_000, "warmup": 2.0, "window": 10.0, "limit": 120.0}
 TINY = {"tasks": 500, "warmup": 0.5, "window": 1.0, "limit": 30.0}
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 stored = await register_tasks(
                     client, new_ids(n), webhook_url=rurl + "/hooks/relay", metadata=METADATA
                 )
-                await apply_answers(client, stored, finished_payload)
+                await apply_answers(client, stored, finished_grid)
                 return int(await client.zcard(keys.DELIVERY_DUE))
 
         say(f"creating {n} pending deliveries")

@@ -34,8 +34,6 @@ from bench._common import (
     connected,
     cpu_seconds,
     http_json,
-    new_ids,
-    percentile,
     print_results,
     print_table,
     register_tasks,
@@ -46,6 +44,8 @@ from bench._common import (
     wait_for_log,
     worker_env,
 )
+from support.payloads import new_ids
+from support.stats import percentile
 
 FULL = {"tasks": 10_000, "spread": 60.0}
 TINY = {"tasks": 100, "spread": 2.0}

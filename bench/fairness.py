@@ -40,8 +40,6 @@ from bench._common import (
     connected,
     fmt,
     http_json,
-    new_ids,
-    percentile,
     print_results,
     print_table,
     ratio_note,
@@ -58,6 +56,8 @@ from relay.settings import load_settings
 from relay.store import keys
 from relay.store.polls import PollQueue
 from relay.store.redis import to_ms
+from support.payloads import new_ids
+from support.stats import percentile
 
 FULL = {"a_tasks": 5_000, "b_tasks": 10, "head_start": 2.0, "window": 10.0}
 TINY = {"a_tasks": 500, "b_tasks": 5, "head_start": 1.0, "window": 3.0}

@@ -34,9 +34,7 @@ from bench._common import (
     Stack,
     apply_answers,
     connected,
-    finished_payload,
     http_json,
-    new_ids,
     print_results,
     print_table,
     register_tasks,
@@ -47,6 +45,7 @@ from bench._common import (
     worker_env,
 )
 from relay.store import keys
+from support.payloads import finished_grid, new_ids, processing
 
 FULL = {"tasks": 20_000}
 TINY = {"tasks": 500}
@@ -55,12 +54,6 @@ METADATA = {"order": 123456, "customer": "cus_0123456789"}
 TUNED = ("--hash-max-ziplist-value", "1024")  # the name Redis 6.2 knows too
 # Redis' own default, said explicitly: the test/dev servers set the tuned value.
 DEFAULT = ("--hash-max-ziplist-value", "64")
-RUNNING = {
-    "status": "processing",
-    "percentage": "45",
-    "task_type": "imagine",
-    "model": "midjourney",
-}
 
 
 async def used_memory(client: Redis) -> int:
@@ -130,7 +123,7 @@ def measure(
                 warm = await register_tasks(
                     client, new_ids(10), webhook_url=hook, metadata=METADATA
                 )
-                await apply_answers(client, warm, lambda t: dict(RUNNING, task_id=t))
+                await apply_answers(client, warm, lambda t: processing(t, "45"))
                 version = (await client.info("server"))["redis_version"]
                 stages["baseline"] = await used_memory(client)
                 stored = await register_tasks(client, ids, webhook_url=hook, metadata=METADATA)
@@ -138,12 +131,12 @@ def measure(
                 samples["registered"] = await sample_keys(client, ids[0]) + await shared_keys(
                     client, n
                 )
-                stored = await apply_answers(client, stored, lambda t: dict(RUNNING, task_id=t))
+                stored = await apply_answers(client, stored, lambda t: processing(t, "45"))
                 stages["tracked (after a poll)"] = await used_memory(client)
                 samples["tracked (after a poll)"] = await sample_keys(
                     client, ids[0]
                 ) + await shared_keys(client, n)
-                await apply_answers(client, stored, finished_payload)
+                await apply_answers(client, stored, finished_grid)
                 return str(version)
 
         say(

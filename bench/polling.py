@@ -37,7 +37,6 @@ from bench._common import (
     Window,
     connected,
     measure_calls,
-    new_ids,
     print_results,
     print_table,
     ratio_note,
@@ -49,6 +48,7 @@ from bench._common import (
     target_note,
     worker_env,
 )
+from support.payloads import new_ids
 
 FULL = {"sizes": (1_000, 10_000, 100_000), "warmup": 3.0, "window": 10.0}
 TINY = {"sizes": (1_000, 1_500, 2_000), "warmup": 0.7, "window": 1.2}

@@ -28,8 +28,6 @@ from bench._common import (
     Stack,
     apply_answers,
     connected,
-    finished_payload,
-    new_ids,
     print_table,
     register_tasks,
     run_async,
@@ -37,6 +35,7 @@ from bench._common import (
     worker_env,
 )
 from relay.devtools.redis_server import free_port
+from support.payloads import finished_grid, new_ids
 
 FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -129,7 +128,7 @@ def profile_delivery(seconds: float) -> None:
                 stored = await register_tasks(
                     client, new_ids(n), webhook_url=rurl + "/hooks/relay", metadata={"order": 1}
                 )
-                await apply_answers(client, stored, finished_payload)
+                await apply_answers(client, stored, finished_grid)
 
         say(f"creating {n} pending deliveries")
         run_async(setup())

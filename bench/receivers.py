@@ -40,8 +40,6 @@ from bench._common import (
     Stack,
     connected,
     http_json,
-    new_ids,
-    percentile,
     print_results,
     print_table,
     ratio_note,
@@ -55,6 +53,8 @@ from bench._common import (
 )
 from relay.devtools.redis_server import free_port
 from relay.store import keys
+from support.payloads import new_ids
+from support.stats import percentile
 
 FULL = {"stuck": 1200, "other_seconds": 10.0, "down": 60.0, "queued": 300, "warm": 50}
 TINY = {"stuck": 120, "other_seconds": 2.0, "down": 8.0, "queued": 300, "warm": 50}

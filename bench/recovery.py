@@ -34,8 +34,6 @@ from bench._common import (
     Stack,
     connected,
     http_json,
-    new_ids,
-    percentile,
     print_results,
     print_table,
     register_tasks,
@@ -48,6 +46,8 @@ from bench._common import (
     worker_env,
 )
 from relay.store import keys
+from support.payloads import new_ids
+from support.stats import percentile
 
 FULL = {"tasks": 5_000, "warmup": 8.0, "after": 8.0, "cases": ("default", "shrunk")}
 TINY = {"tasks": 200, "warmup": 2.5, "after": 2.0, "cases": ("shrunk",)}

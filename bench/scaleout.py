@@ -19,7 +19,6 @@ from bench._common import (
     Window,
     connected,
     measure_calls,
-    new_ids,
     print_results,
     print_table,
     ratio_note,
@@ -30,6 +29,7 @@ from bench._common import (
     target_note,
     worker_env,
 )
+from support.payloads import new_ids
 
 FULL = {"tasks": 10_000, "warmup": 3.0, "window": 10.0}
 TINY = {"tasks": 1_000, "warmup": 0.7, "window": 1.2}
