@@ -26,8 +26,7 @@ from prometheus_client.core import (
 )
 from redis.asyncio import Redis
 
-from relay.store import keys
-from relay.store.breaker import STATE_TTL
+from relay.store import stats
 
 logger = logging.getLogger("relay.metrics")
 
@@ -105,12 +104,7 @@ class Recorder:
         counts, sums = self._counts, self._sums
         self._counts, self._sums = Counter(), {}
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for field, value in counts.items():
-                    pipe.hincrby(keys.METRICS, field, value)
-                for field, total in sums.items():
-                    pipe.hincrbyfloat(keys.METRICS, field, total)
-                await pipe.execute()
+            await stats.add_counts(redis, counts, sums)
         except Exception:
             # Keep the counts for the next flush rather than lose them.
             self._counts.update(counts)
@@ -138,40 +132,9 @@ class _Static:
         return self._families
 
 
-async def _due_per_tenant(redis: Redis, tenants: list[str], now_ms: int) -> list[tuple[str, int]]:
-    if not tenants:
-        return []
-    async with redis.pipeline(transaction=False) as pipe:
-        for tenant in tenants:
-            pipe.zcount(keys.tenant_due(tenant), "-inf", now_ms)
-        counts = await pipe.execute()
-    return list(zip(tenants, (int(c) for c in counts), strict=True))
-
-
 async def render(redis: Redis) -> bytes:
-    now_ms = int(time.time() * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.METRICS)
-        pipe.zcard(keys.DUE)
-        pipe.zcount(keys.DUE, "-inf", now_ms)
-        pipe.zcard(keys.DELIVERY_DUE)
-        pipe.zcount(keys.DELIVERY_DUE, "-inf", now_ms)
-        pipe.get(keys.UPSTREAM_PAUSED)
-        pipe.get(keys.UPSTREAM_UNAUTHORIZED)
-        pipe.zcount(keys.HELD_RECEIVERS, now_ms - int(STATE_TTL * 1000), "+inf")
-        pipe.smembers(keys.DUE_TENANTS)
-        (
-            stored,
-            tracked,
-            due,
-            deliveries,
-            deliveries_due,
-            paused,
-            unauthorized,
-            held,
-            due_tenants,
-        ) = await pipe.execute()
-    per_tenant = await _due_per_tenant(redis, sorted(due_tenants), now_ms)
+    snap = await stats.snapshot(redis, time.time())
+    stored = snap.counters
     families: list[Metric] = []
     for name, (help_text, label_names) in COUNTERS.items():
         family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=label_names)
@@ -189,33 +152,36 @@ async def render(redis: Redis) -> bytes:
         histogram = HistogramMetricFamily(name, help_text)
         histogram.add_metric([], buckets, float(stored.get(_field(name + "_sum", ()), 0)))
         families.append(histogram)
-    gauges = {
-        "relay_tracked_tasks": ("Tasks being polled", tracked),
-        "relay_due_tasks": ("Tasks due for a poll now (the poll backlog)", due),
-        "relay_pending_deliveries": ("Webhook attempts scheduled", deliveries),
-        "relay_due_deliveries": ("Webhook attempts due now (the delivery backlog)", deliveries_due),
+    gauges: dict[str, tuple[str, int]] = {
+        "relay_tracked_tasks": ("Tasks being polled", snap.tracked),
+        "relay_due_tasks": ("Tasks due for a poll now (the poll backlog)", snap.due),
+        "relay_pending_deliveries": ("Webhook attempts scheduled", snap.deliveries),
+        "relay_due_deliveries": (
+            "Webhook attempts due now (the delivery backlog)",
+            snap.deliveries_due,
+        ),
         "relay_upstream_paused": (
             "1 while a 429 Retry-After holds every worker's calls",
-            1 if paused and int(paused) > now_ms else 0,
+            1 if snap.paused else 0,
         ),
         "relay_upstream_unauthorized": (
             "1 while the upstream refuses the API key (401)",
-            1 if unauthorized else 0,
+            1 if snap.unauthorized else 0,
         ),
         "relay_held_receivers": (
             "Receivers (scheme://host:port) held by the circuit breaker: only probes reach them",
-            held,
+            snap.held_receivers,
         ),
     }
-    for name, (help_text, value) in gauges.items():
-        families.append(GaugeMetricFamily(name, help_text, value=float(value)))
+    for gauge, (text, level) in gauges.items():
+        families.append(GaugeMetricFamily(gauge, text, value=float(level)))
     tenant_due = GaugeMetricFamily(
         "relay_tenant_due_tasks",
         "Tasks due for a poll now, per tenant (a task shared by tenants counts for each;"
         " claims in flight count as due)",
         labels=("tenant",),
     )
-    for tenant, count in per_tenant:
+    for tenant, count in snap.due_per_tenant:
         tenant_due.add_metric([tenant], float(count))
     families.append(tenant_due)
     registry = CollectorRegistry(auto_describe=False)

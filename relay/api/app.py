@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from relay.api import routes, schemas
 from relay.api.auth import Tenants
+from relay.api.context import ApiContext
 from relay.api.errors import EXCEPTION_HANDLERS
 from relay.api.openapi import TASK_ID, Endpoint, Param, build_spec
 from relay.api.routes.receivers import HeldReceiverList, list_held_receivers
@@ -154,21 +155,24 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(settings.redis_url)
-        state = app.state
-        state.settings = settings
-        state.tenants = Tenants(settings.api_keys)
-        state.guard = AddressGuard(settings.allow_private_webhooks)
-        state.registry = Registry(
-            client,
-            task_deadline=settings.task_deadline,
-            retention=settings.retention,
-            max_tasks=settings.tenant_max_tasks,
+        state = ApiContext(
+            settings=settings,
+            redis=client,
+            tenants=Tenants(settings.api_keys),
+            guard=AddressGuard(settings.allow_private_webhooks),
+            registry=Registry(
+                client,
+                task_deadline=settings.task_deadline,
+                retention=settings.retention,
+                max_tasks=settings.tenant_max_tasks,
+            ),
+            polls=PollQueue(client, rate=settings.upstream_rate, retention=settings.retention),
+            policy=settings.poll_policy(),
+            recorder=Recorder(),
+            waiters=Waiters(client),
+            openapi=build_spec(ENDPOINTS),
         )
-        state.polls = PollQueue(client, rate=settings.upstream_rate, retention=settings.retention)
-        state.policy = settings.poll_policy()
-        state.recorder = Recorder()
-        state.openapi = build_spec(ENDPOINTS)
-        state.waiters = Waiters(client)
+        app.state.relay = state
         stopping = asyncio.Event()
         flusher = asyncio.create_task(state.recorder.run(client, stopping))
         subscription = asyncio.create_task(state.waiters.run(), name="waiters")

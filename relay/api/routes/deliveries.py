@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.api.context import context
 from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int
 from relay.api.responses import JSONResponse
@@ -16,9 +17,9 @@ from relay.store.deliveries import is_delivery_id
 
 async def _registered(request: Request) -> tuple[str, str, Registry]:
     """The caller's tenant and the path's task, which that tenant must have registered."""
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     task_id = path_task_id(request)
-    registry: Registry = request.app.state.registry
+    registry: Registry = context(request).registry
     if await registry.get(tenant, task_id) is None:
         raise ApiError(404, "not_found", "No such task")
     return tenant, task_id, registry
@@ -38,28 +39,28 @@ async def redeliver(request: Request) -> Response:
 
 
 async def failed_deliveries(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     status = request.query_params.get("status", "failed")
     if status != "failed":
         raise ApiError(400, "invalid_query", "status: only failed deliveries are listed", "status")
-    listing, page = await request.app.state.registry.failed_deliveries(
+    listing, page = await context(request).registry.failed_deliveries(
         tenant, query_int(request, "limit", 50, 1, 200), query_cursor(request)
     )
     return JSONResponse({"deliveries": listing, "next_cursor": cursor_text(page)})
 
 
 async def redeliver_delivery(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     delivery_id = request.path_params["delivery_id"]
     if not is_delivery_id(delivery_id):
         raise ApiError(404, "not_found", "No such delivery")
-    started = await request.app.state.registry.redeliver_one(tenant, delivery_id, time.time())
+    started = await context(request).registry.redeliver_one(tenant, delivery_id, time.time())
     if started is None:
         raise ApiError(404, "not_found", "No such delivery")
     return JSONResponse({"delivery_id": started}, status_code=202)
 
 
 async def redeliver_failed(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
-    started = await request.app.state.registry.redeliver_failed(tenant, time.time())
+    tenant = context(request).tenants.tenant_of(request)
+    started = await context(request).registry.redeliver_failed(tenant, time.time())
     return JSONResponse({"delivery_ids": started}, status_code=202)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from relay import metrics
+from relay.api.context import context
 from relay.api.errors import error_response
 from relay.api.responses import JSONResponse
 
@@ -22,8 +23,8 @@ async def readyz(request: Request) -> Response:
     (a refused key does not take the API out of service: registrations still work)."""
     try:
         async with asyncio.timeout(2.0):
-            await request.app.state.registry.ping()
-            refused_since = await request.app.state.polls.unauthorized_since()
+            await context(request).registry.ping()
+            refused_since = await context(request).polls.unauthorized_since()
     except Exception:
         return error_response(503, "unavailable", "Redis does not answer")
     upstream = "ok" if refused_since is None else "unauthorized"
@@ -31,7 +32,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def prometheus(request: Request) -> Response:
-    body = await metrics.render(request.app.state.registry.redis)
+    body = await metrics.render(context(request).redis)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -56,4 +57,4 @@ async def status_page(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(request.app.state.openapi)
+    return JSONResponse(context(request).openapi)

@@ -8,6 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.api.context import context
 from relay.api.responses import JSONResponse
 from relay.api.schemas import Timestamp
 from relay.core.resource import rfc3339
@@ -27,9 +28,9 @@ class HeldReceiverList(msgspec.Struct):
 
 async def list_held_receivers(request: Request) -> Response:
     """Only receivers this tenant's own deliveries waited for: others' URLs stay unseen."""
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     now = time.time()
-    held = await held_receivers(request.app.state.registry.redis, tenant, now)
+    held = await held_receivers(context(request).redis, tenant, now)
     return JSONResponse(
         {
             "receivers": [

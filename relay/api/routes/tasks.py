@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.api.context import context
 from relay.api.errors import ApiError
 from relay.api.params import cursor_text, path_task_id, query_cursor, query_int, read_json
 from relay.api.responses import JSONResponse
@@ -29,11 +30,11 @@ WAIT_MAX = 60.0  # seconds a long-poll may hold a request
 
 
 async def register_task(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     asked = parse_registration(await read_json(request))
     if asked.webhook_url is not None:
         try:
-            await request.app.state.guard.check_url(asked.webhook_url)
+            await context(request).guard.check_url(asked.webhook_url)
         except Blocked as exc:
             raise ApiError(422, "webhook_url_forbidden", str(exc), "webhook_url") from None
     registration = Registration(
@@ -46,11 +47,11 @@ async def register_task(request: Request) -> Response:
         metadata=asked.metadata,
         upstream_webhook=asked.upstream_webhook,
     )
-    registry = request.app.state.registry
+    registry = context(request).registry
     registered = await registry.register(registration)
-    request.app.state.recorder.inc("relay_registrations_total", registered.outcome.value)
+    context(request).recorder.inc("relay_registrations_total", registered.outcome.value)
     if registered.outcome is RegisterOutcome.QUOTA:
-        limit = request.app.state.settings.tenant_max_tasks
+        limit = context(request).settings.tenant_max_tasks
         raise ApiError(
             429,
             "quota_exceeded",
@@ -72,13 +73,13 @@ async def register_task(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise ApiError(
             400, "invalid_query", f"status must be one of {', '.join(STATUSES)}", "status"
         )
-    views, page = await request.app.state.registry.list_tasks(
+    views, page = await context(request).registry.list_tasks(
         tenant,
         status=status,
         limit=query_int(request, "limit", 50, 1, 200),
@@ -98,11 +99,11 @@ async def wait_task(request: Request) -> Response:
     The task is read once at the start, then again only when this process's
     subscription says it may have changed (relay.api.waiters), and at the timeout.
     """
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     task_id = path_task_id(request)
     timeout = query_int(request, "timeout", 30, 0, int(WAIT_MAX))
-    registry = request.app.state.registry
-    waiters: Waiters = request.app.state.waiters
+    registry = context(request).registry
+    waiters: Waiters = context(request).waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     with contextlib.ExitStack() as stack:
@@ -153,18 +154,18 @@ async def _client_gone(request: Request) -> None:
 
 
 async def get_task(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
-    view = await request.app.state.registry.get(tenant, path_task_id(request))
+    tenant = context(request).tenants.tenant_of(request)
+    view = await context(request).registry.get(tenant, path_task_id(request))
     if view is None:
         raise ApiError(404, "not_found", "No such task")
     return JSONResponse(task_resource(view.state, view.registration, view.polls))
 
 
 async def delete_task(request: Request) -> Response:
-    tenant = request.app.state.tenants.tenant_of(request)
+    tenant = context(request).tenants.tenant_of(request)
     task_id = path_task_id(request)
-    if not await request.app.state.registry.unregister(tenant, task_id):
+    if not await context(request).registry.unregister(tenant, task_id):
         raise ApiError(404, "not_found", "No such task")
     # Its long-polls, in every API process, read it again: a 404 for this tenant's.
-    await request.app.state.waiters.announce(task_id)
+    await context(request).waiters.announce(task_id)
     return Response(status_code=204)

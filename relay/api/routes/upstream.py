@@ -8,6 +8,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.api.context import context
 from relay.api.errors import ApiError
 from relay.api.params import read_json
 from relay.api.responses import JSONResponse
@@ -23,9 +24,9 @@ async def upstream_webhook(request: Request) -> Response:
     The fetch goes through the poll schedule, within the shared rate limit and
     counted in `polls`; it is repeated shortly if it still answers the old state.
     """
-    expected: str | None = request.app.state.settings.upstream_webhook_secret
+    expected: str | None = context(request).settings.upstream_webhook_secret
     given = request.headers.get("x-webhook-secret", "")
-    recorder = request.app.state.recorder
+    recorder = context(request).recorder
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         recorder.inc("relay_upstream_webhooks_total", "unauthorized")
         raise ApiError(401, "unauthorized", "Missing or wrong x-webhook-secret")
@@ -38,7 +39,7 @@ async def upstream_webhook(request: Request) -> Response:
         normalize(payload, task_id)
     except Malformed as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
-    tracked = await request.app.state.polls.signal(task_id, time.time(), callbacks.SIGNALS)
+    tracked = await context(request).polls.signal(task_id, time.time(), callbacks.SIGNALS)
     outcome = "signalled" if tracked else "ignored"
     recorder.inc("relay_upstream_webhooks_total", outcome)
     return JSONResponse({"status": outcome}, status_code=202)
