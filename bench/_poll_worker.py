@@ -24,7 +24,7 @@ from typing import Any
 
 from relay import logs
 from relay.settings import REQUIRED_BY, load_settings
-from workers.worker import shutdown, startup
+from workers.worker import relay_context, shutdown, startup
 
 
 def transport_for(name: str, max_connections: int) -> Any:
@@ -51,9 +51,10 @@ async def run(transport: str) -> None:
     # startup() has created the loops' tasks but none has run yet: nothing awaited since.
     if transport != "aiohttp":
         replacement = transport_for(transport, settings.poll_concurrency)
-        original = ctx["poller"].upstream.transport
-        ctx["poller"].upstream.transport = replacement
-        ctx["transports"] = (replacement, *ctx["transports"][1:])
+        worker = relay_context(ctx)
+        original = worker.poller.upstream.transport
+        worker.poller.upstream.transport = replacement
+        worker.transports = (replacement, *worker.transports[1:])
         await original.close()
     lag = asyncio.create_task(_watch_lag(stop)) if os.environ.get("RELAY_BENCH_LAG") else None
     print("READY", flush=True)

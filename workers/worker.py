@@ -25,17 +25,19 @@ not finish comes back to another worker when its lease ends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.delivery import WebhookSender
 from relay.metrics import Recorder
-from relay.outbound import AddressGuard, AiohttpTransport
+from relay.outbound import AddressGuard, AiohttpTransport, Transport
 from relay.settings import Settings
 from relay.store import DeliveryQueue, PollQueue, connect, maintenance
 from relay.store.redis import arq_settings
@@ -47,6 +49,27 @@ logger = logging.getLogger("relay.worker")
 
 ARQ_QUEUE = "relay:arq"
 SHUTDOWN_GRACE = 20.0  # seconds to finish in-flight work; Kubernetes allows 30 by default
+
+
+@dataclasses.dataclass
+class WorkerContext:
+    """What the worker runs, kept in arq's context under `relay` (arq hands its jobs a
+    plain dict; everything the relay puts there is this one typed object)."""
+
+    settings: Settings
+    redis: Redis
+    transports: tuple[Transport, ...]  # closed at shutdown
+    poller: Poller
+    deliverer: Deliverer
+    recorder: Recorder
+    stopping: asyncio.Event
+    loops: list[asyncio.Task[None]]
+    metrics_loop: asyncio.Task[None]
+
+
+def relay_context(ctx: dict[str, Any]) -> WorkerContext:
+    found: WorkerContext = ctx["relay"]
+    return found
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -89,13 +112,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     poller.on_events = deliverer.wake.set
     stopping = asyncio.Event()
-    ctx.update(
-        relay_redis=redis,
+    ctx["relay"] = WorkerContext(
+        settings=settings,
+        redis=redis,
         transports=(upstream_transport, webhook_transport),
         poller=poller,
         deliverer=deliverer,
-        stopping=stopping,
         recorder=recorder,
+        stopping=stopping,
         loops=[
             asyncio.create_task(poller.run(stopping), name="poller"),
             asyncio.create_task(deliverer.run(stopping), name="deliverer"),
@@ -106,38 +130,38 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    if "stopping" not in ctx:
+    if "relay" not in ctx:
         return
-    ctx["stopping"].set()
-    loops: list[asyncio.Task[None]] = ctx["loops"]
-    _done, pending = await asyncio.wait(loops, timeout=SHUTDOWN_GRACE)
+    worker = relay_context(ctx)
+    worker.stopping.set()
+    _done, pending = await asyncio.wait(worker.loops, timeout=SHUTDOWN_GRACE)
     for task in pending:
         task.cancel()
-    await ctx["metrics_loop"]
-    for transport in ctx["transports"]:
+    await worker.metrics_loop
+    for transport in worker.transports:
         await transport.close()
-    await ctx["relay_redis"].aclose()
+    await worker.redis.aclose()
     logger.info("worker stopped")
 
 
 async def report(ctx: dict[str, Any]) -> None:
     """A periodic line on what the loops hold, for operators reading logs."""
-    poller: Poller = ctx["poller"]
-    deliverer: Deliverer = ctx["deliverer"]
+    worker = relay_context(ctx)
     logger.info(
         "worker alive",
         extra={
-            "polls_in_flight": poller.in_flight,
-            "deliveries_in_flight": deliverer.in_flight,
+            "polls_in_flight": worker.poller.in_flight,
+            "deliveries_in_flight": worker.deliverer.in_flight,
         },
     )
 
 
 async def sweep(ctx: dict[str, Any]) -> None:
     """Trim listings of expired tasks (arq runs each cron tick on one worker only)."""
-    settings: Settings = ctx["settings"]
+    worker = relay_context(ctx)
+    settings = worker.settings
     trimmed = await maintenance.sweep(
-        ctx["relay_redis"],
+        worker.redis,
         now=time.time(),
         task_deadline=settings.task_deadline,
         retention=settings.retention,

@@ -175,7 +175,7 @@ async def test_an_upstream_with_an_untrusted_certificate_is_a_tls_fault_retried(
     await polls_counted(api, "tls", at_least=2)
     assert upstream.calls[task_id] == 0, "nothing was sent over the unverified connection"
     assert (await api.task(task_id)).json()["status"] == "queued"
-    assert not any(loop.done() for loop in worker["loops"]), "the worker runs on"
+    assert not any(loop.done() for loop in worker["relay"].loops), "the worker runs on"
 
 
 async def test_a_receiver_with_an_untrusted_certificate_is_a_failed_attempt_retried(
