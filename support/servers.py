@@ -1,4 +1,4 @@
-"""Real HTTP servers on loopback, in the caller's event loop: a scripted upstream, a receiver.
+"""Real servers on loopback, in the caller's event loop: a scripted upstream, a receiver, a tarpit.
 
 Either may stand behind a proxy-like front (`Fronting`) that frames its answers on the wire
 as real servers and proxies do (chunked, split, closed, TLS).
@@ -199,3 +199,37 @@ class Receiver(Server):
                 await self.arrived.wait_for(lambda: len(self.events(task_id)) >= count)
 
         await asyncio.wait_for(enough(), timeout)
+
+
+class Tarpit:
+    """Accepts connections and never answers; counts them."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.accepted = 0
+        self._open: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._open.add(writer)
+        try:
+            while await reader.read(65536):
+                pass
+        finally:
+            self._open.discard(writer)
+            writer.close()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._open):
+            writer.close()
+        await self._server.wait_closed()

@@ -9,13 +9,10 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import httpx
@@ -25,17 +22,10 @@ from standardwebhooks.webhooks import Webhook
 
 from relay import __version__
 from relay.devtools.redis_server import RedisServer, free_port
+from support.payloads import answer, new_id, processing
+from support.processes import RELAY, Proc, clean_env, wait_ready
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import API_KEYS, WEBHOOK_SECRET, fast_env
-
-RELAY = Path(sys.executable).parent / "relay"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The machine's environment without any RELAY_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(extra)
-    return env
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -127,61 +117,14 @@ def test_unreachable_redis_exits_non_zero_with_one_line(args: tuple[str, ...]) -
 # --- a real end-to-end through the console script ----------------------------------------
 
 
-class Proc:
-    """A child `relay` process with its output in a temporary file."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
-        self.args = args
-        self.process = subprocess.Popen(
-            [str(RELAY), *args], env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    async def wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.process.poll()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-async def wait_ready(base_url: str, proc: Proc, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-        while time.monotonic() < deadline:
-            assert proc.process.poll() is None, f"relay api exited: {proc.output()}"
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"relay api never became ready: {proc.output()}")
-
-
 async def test_api_and_worker_processes_deliver_a_signed_webhook_and_stop_on_sigterm(
     redis_server: RedisServer, redis: Redis, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     upstream.script(
         task_id,
-        {"task_id": task_id, "status": "processing", "percentage": "50"},
-        {
-            "task_id": task_id,
-            "task_type": "imagine",
-            "model": "flux-pro",
-            "status": "finished",
-            "image_url": "https://images.example/f.png",
-        },
+        processing(task_id, "50"),
+        answer(task_id, "finished", model="flux-pro", image_url="https://images.example/f.png"),
     )
     port = free_port()
     env = clean_env(**fast_env(redis_server.url, upstream.url))
@@ -223,8 +166,8 @@ async def test_api_and_worker_processes_deliver_a_signed_webhook_and_stop_on_sig
         assert "Traceback" not in api.output() + worker.output()
         assert not port_open(port)
     finally:
-        api.kill()
-        worker.kill()
+        api.close()
+        worker.close()
 
 
 # --- relay dev --simulate ----------------------------------------------------------------

@@ -28,8 +28,8 @@ from relay.api.validation import MAX_METADATA_DEPTH, deepest_member, nesting_dep
 from relay.settings import Settings
 from support.payloads import finished, new_id
 from support.servers import Receiver, ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import API_KEYS, Api, running_worker
-from tests.reliability import eventually
 
 ALPHA, BETA = (entry.split("=", 1)[1] for entry in API_KEYS.split(",")[::2])
 UPSTREAM_SECRET = "upstream-hook-secret"  # fast_env's RELAY_UPSTREAM_WEBHOOK_SECRET

@@ -22,8 +22,8 @@ from relay.settings import load_settings
 from relay.store import keys
 from support.payloads import finished, new_id, processing
 from support.servers import ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import Api, fast_env, running_worker
-from tests.reliability import eventually
 from tests.reliability import test_redis_restart as restarts
 
 LONG = 30  # a wait's timeout: an answer well before it came from a wake-up

@@ -15,8 +15,8 @@ import trustme
 from relay.devtools.redis_server import free_port
 from relay.outbound import AiohttpTransport, TransportError
 from relay.simulator.framing import PROXY_LIKE
+from support.processes import RELAY, clean_env
 from tests.simulator.test_simulator import KNOWN_WORDS
-from tests.test_cli import RELAY, clean_env
 
 TASK = "550e8400-e29b-41d4-a716-446655440000"
 

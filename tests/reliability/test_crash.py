@@ -23,9 +23,10 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer, free_port
 from support.payloads import answer, finished
+from support.processes import Proc, clean_env, wait_ready
 from support.servers import Canned, Receiver, ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, fast_env
-from tests.reliability import Proc, clean_env, eventually, wait_ready
 from workers.worker import SHUTDOWN_GRACE
 
 FINAL_TYPES = {"task.succeeded", "task.failed", "task.timed_out"}

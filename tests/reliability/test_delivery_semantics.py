@@ -12,8 +12,8 @@ from standardwebhooks.webhooks import Webhook
 
 from support.payloads import answer, finished, new_id
 from support.servers import Canned, Received, Receiver, ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -18,49 +18,15 @@ from standardwebhooks.webhooks import Webhook
 from relay.devtools.redis_server import free_port
 from relay.store.breaker import HOLD_AFTER, WINDOW_MAX
 from support.payloads import finished, new_id
-from support.servers import Receiver, ScriptedUpstream
+from support.servers import Receiver, ScriptedUpstream, Tarpit
+from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 BETA_KEY = "key-beta-0123456789"
 # A long last retry keeps failing deliveries pending (and held) for the whole test.
 LONG_SCHEDULE = {"RELAY_DELIVERY_TIMEOUT": "2", "RELAY_DELIVERY_RETRY_SCHEDULE": "0.05,0.05,60"}
-
-
-class Tarpit:
-    """Accepts connections and never answers; counts them."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.accepted = 0
-        self._open: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self._open.add(writer)
-        try:
-            while await reader.read(65536):
-                pass
-        finally:
-            self._open.discard(writer)
-            writer.close()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._open):
-            writer.close()
-        await self._server.wait_closed()
 
 
 class Switched(Receiver):

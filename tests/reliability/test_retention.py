@@ -23,8 +23,8 @@ from relay.store import keys
 from relay.store.breaker import STATE_TTL
 from support.payloads import answer, finished
 from support.servers import Canned, Receiver, ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import Api
-from tests.reliability import eventually
 from tests.reliability import test_delivery_semantics as semantics
 from workers.worker import sweep
 

@@ -26,9 +26,10 @@ from redis.asyncio import Redis
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.outbound import AddressGuard, AiohttpTransport, TransportError
 from support.payloads import answer, finished
+from support.processes import Proc, clean_env, wait_ready
 from support.servers import Canned, Receiver, ScriptedUpstream
+from support.waiting import eventually
 from tests.conftest import Api, fast_env
-from tests.reliability import Proc, clean_env, eventually, wait_ready
 
 LOOPBACK_SPELLINGS = [
     "http://127.0.0.1:{port}/",

@@ -21,12 +21,11 @@ from standardwebhooks.webhooks import Webhook
 from relay.devtools.redis_server import free_port
 from relay.store import keys
 from support.payloads import finished, new_id, processing
-from support.servers import Canned, Receiver, ScriptedUpstream
+from support.servers import Canned, Receiver, ScriptedUpstream, Tarpit
+from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, Api
-from tests.reliability import eventually
 from tests.reliability import test_delivery_semantics as semantics
 from tests.reliability import test_receivers_isolated as isolated
-from tests.reliability.test_receivers_isolated import Tarpit
 
 QUOTA = 100
 ENV = {
