@@ -19,11 +19,11 @@ import hmac
 import json
 import signal
 import time
-import uuid
 
 import aiohttp
 
 from support.load_servers import API_KEY
+from support.payloads import new_ids
 
 
 def webhook_body(task_id: str) -> bytes:
@@ -65,7 +65,7 @@ async def run(url: str, kind: str, concurrency: int, duration: float) -> dict[st
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    ids = [str(uuid.uuid4()) for _ in range(1000)]
+    ids = new_ids(1000)
     sent = errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
     secret = b"bench-webhook-secret-0123456789"

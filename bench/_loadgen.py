@@ -15,9 +15,10 @@ import argparse
 import asyncio
 import json
 import time
-import uuid
 
 import aiohttp
+
+from support.payloads import new_id
 
 
 async def run(
@@ -42,7 +43,7 @@ async def run(
                 i += 1
                 body = json.dumps(
                     {
-                        "task_id": str(uuid.uuid4()),
+                        "task_id": new_id(),
                         "webhook_url": "https://hooks.example.com/relay/webhooks",
                         "metadata": {"order": n * 1_000_000 + i},
                     }

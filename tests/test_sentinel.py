@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from relay.devtools.redis_server import RedisServer, SentinelServer
 from relay.settings import load_settings
 from relay.store.redis import connect, parse_sentinel
+from support.payloads import new_id
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api, fast_env, running_worker
 
@@ -94,8 +94,8 @@ async def test_failover_loses_no_registration_and_no_event(
             break
         await asyncio.sleep(0.1)
 
-    before = [str(uuid.uuid4()) for _ in range(5)]
-    after = [str(uuid.uuid4()) for _ in range(5)]
+    before = [new_id() for _ in range(5)]
+    after = [new_id() for _ in range(5)]
     for task_id in before + after:
         upstream.script(task_id, {"task_id": task_id, "status": "processing", "percentage": "10"})
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -22,7 +21,7 @@ from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer, free_port
-from support.payloads import answer, finished
+from support.payloads import answer, finished, new_id
 from support.processes import Proc, clean_env, wait_ready
 from support.servers import Canned, Receiver, ScriptedUpstream
 from support.waiting import eventually
@@ -143,7 +142,7 @@ def plan(
     registrations: list[tuple[str, str, bool]] = []
     final_type: dict[str, str] = {}
     for i in range(count):
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         final_type[task_id] = script_task(upstream, task_id, rng)
         progress = i % 3 == 0
         registrations.append((task_id, "alpha", progress))
@@ -334,7 +333,7 @@ async def test_sigterm_writes_the_outcome_of_webhook_attempts_in_flight(
     receiver.delay = 0.6  # within RELAY_DELIVERY_TIMEOUT=1: every attempt can finish
     await receiver.start()
     try:
-        task_ids = [str(uuid.uuid4()) for _ in range(5)]
+        task_ids = [new_id() for _ in range(5)]
         for task_id in task_ids:
             upstream.script(task_id, finished(task_id))
         await cluster.start(workers=1)
@@ -370,7 +369,7 @@ async def test_sigterm_writes_the_outcome_of_polls_in_flight(
     cluster: Cluster, upstream: ScriptedUpstream
 ) -> None:
     """README: on SIGTERM the worker "lets in-flight calls finish and writes their outcomes"."""
-    task_ids = [str(uuid.uuid4()) for _ in range(5)]
+    task_ids = [new_id() for _ in range(5)]
     for task_id in task_ids:
         # within RELAY_UPSTREAM_TIMEOUT=1: every fetch can finish
         upstream.script(task_id, Canned(finished(task_id), delay=0.6))

@@ -13,7 +13,6 @@ import asyncio
 import random
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import RedisServer, free_port
-from support.payloads import answer, finished
+from support.payloads import answer, finished, new_id
 from support.processes import Proc, clean_env, wait_ready
 from support.servers import Receiver, ScriptedUpstream
 from support.waiting import eventually
@@ -66,7 +65,7 @@ def script_tasks(upstream: ScriptedUpstream, count: int, quick: int) -> list[str
     rng = random.Random()
     task_ids = []
     for i in range(count):
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         running = [answer(task_id, "processing", percentage=str(p)) for p in (10, 40, 70)]
         repeats = 1 if i < quick else rng.randint(6, 12)
         upstream.script(
@@ -93,7 +92,7 @@ async def outage(client: httpx.AsyncClient, task_id: str, url: str, seconds: flo
     down_since = time.monotonic()
     calls = 0
     while time.monotonic() - down_since < seconds:
-        late = str(uuid.uuid4())
+        late = new_id()
         assert_error_shape(
             await client.post("/v1/tasks", json={"task_id": late, "webhook_url": url}), 503
         )
@@ -143,7 +142,7 @@ async def test_api_answers_503_while_redis_is_down_and_keeps_registrations(
                     fields["events"] = EVENTS
                 again = await client.post("/v1/tasks", json=fields)
                 assert again.status_code == 200, again.text
-            fresh = str(uuid.uuid4())
+            fresh = new_id()
             reply = await client.post("/v1/tasks", json={"task_id": fresh, "events": []})
             assert reply.status_code == 201, reply.text
         assert "Traceback" not in api.output(), api.output()[-3000:]
@@ -184,7 +183,7 @@ async def test_worker_survives_a_redis_restart_and_every_final_event_is_delivere
             await eventually(ready, 10, "the API is ready again once Redis is back")
 
             # A registration after the restart works as well.
-            after = str(uuid.uuid4())
+            after = new_id()
             upstream.script(after, finished(after))
             reply = await client.post(
                 "/v1/tasks", json={"task_id": after, "webhook_url": receiver.url}

@@ -14,7 +14,6 @@ import base64
 import ipaddress
 import secrets
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +24,7 @@ from redis.asyncio import Redis
 
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.outbound import AddressGuard, AiohttpTransport, TransportError
-from support.payloads import answer, finished
+from support.payloads import answer, finished, new_id
 from support.processes import Proc, clean_env, wait_ready
 from support.servers import Canned, Receiver, ScriptedUpstream
 from support.waiting import eventually
@@ -202,7 +201,7 @@ PUBLIC_HOOKS = [
 async def test_the_address_table_at_registration(api: Api) -> None:
     wrong: list[str] = []
     for url in NON_PUBLIC_HOOKS:
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         reply = await api.register(task_id, webhook_url=url)
         error = reply.json().get("error", {})
         if reply.status_code != 422 or error.get("field") != "webhook_url":
@@ -212,7 +211,7 @@ async def test_the_address_table_at_registration(api: Api) -> None:
         elif (await api.task(task_id)).status_code != 404:
             wrong.append(f"{url} was stored")
     for url in PUBLIC_HOOKS:
-        reply = await api.register(str(uuid.uuid4()), webhook_url=url)
+        reply = await api.register(new_id(), webhook_url=url)
         if reply.status_code != 201:
             wrong.append(f"{url} answered {reply.status_code} {reply.text}")
     assert wrong == []
@@ -221,7 +220,7 @@ async def test_the_address_table_at_registration(api: Api) -> None:
 async def test_the_same_table_is_accepted_when_private_webhooks_are_allowed(api: Api) -> None:
     """The control: fast_env sets RELAY_ALLOW_PRIVATE_WEBHOOKS=1."""
     for url in NON_PUBLIC_HOOKS:
-        reply = await api.register(str(uuid.uuid4()), webhook_url=url)
+        reply = await api.register(new_id(), webhook_url=url)
         assert reply.status_code == 201, (url, reply.text)
 
 
@@ -268,11 +267,11 @@ async def test_a_name_resolving_to_loopback_at_delivery_is_blocked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = "relay-test.invalid"
-    refused = await api.register(str(uuid.uuid4()), webhook_url=f"{receiver.url}/")
+    refused = await api.register(new_id(), webhook_url=f"{receiver.url}/")
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["field"] == "webhook_url"
 
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     upstream.script(task_id, finished(task_id))
     accepted = await api.register(task_id, webhook_url=f"http://{name}:{receiver.port}/hook")
     assert accepted.status_code == 201, "a name that does not resolve yet is accepted"
@@ -353,7 +352,7 @@ async def test_no_secret_in_logs_or_answers(
                 answers.append(reply)
                 return reply
 
-            ok_task, retried_task, refused_task = (str(uuid.uuid4()) for _ in range(3))
+            ok_task, retried_task, refused_task = (new_id() for _ in range(3))
             upstream.script(
                 ok_task, answer(ok_task, "processing", percentage="50"), finished(ok_task)
             )

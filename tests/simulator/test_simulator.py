@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from relay.simulator import Plan, answer, create_app, plan_for
 from relay.simulator.plans import SHAPES, Shape, final_at
+from support.payloads import new_id
 from support.servers import Receiver
 
 KEY = "sim-key-123"
@@ -263,7 +264,7 @@ def test_plan_for_is_stable_and_ignores_spelling() -> None:
 
 
 def test_plan_for_covers_every_shape_with_documented_durations() -> None:
-    plans = [plan_for(str(uuid.uuid4())) for _ in range(2000)]
+    plans = [plan_for(new_id()) for _ in range(2000)]
     assert {p.shape for p in plans} == set(SHAPES)
     assert {p.percentage_style for p in plans} == {"plain", "percent", "empty", "missing"}
     assert any(p.extra_fields for p in plans)
@@ -404,7 +405,7 @@ async def test_strict_refuses_tasks_it_did_not_make() -> None:
 
 async def test_unknown_task_clock_starts_at_first_fetch_and_speed_scales_it() -> None:
     clock = FakeClock()
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     plan = plan_for(task_id)
     async with simulator(clock=clock, speed=10) as client:
         clock.now += 500  # time before the first fetch does not count
@@ -492,7 +493,7 @@ async def test_speed_makes_a_task_finish_fast() -> None:
 
 
 async def test_stats_count_fetches(sim: httpx.AsyncClient) -> None:
-    other = str(uuid.uuid4())
+    other = new_id()
     for task_id in (TID, TID, other):
         await fetch(sim, task_id)
     await sim.post("/api/v1/fetch", content=b"garbage")
@@ -588,7 +589,7 @@ async def test_disconnect_fault_drops_the_connection(sim: httpx.AsyncClient) -> 
 
 
 async def test_fault_counts_order_and_targets(sim: httpx.AsyncClient) -> None:
-    other = str(uuid.uuid4())
+    other = new_id()
     await add_fault(sim, kind="status", status=500, count=2)
     await add_fault(sim, kind="status", status=429, task_id=TID)
     codes = [(await fetch(sim)).status_code for _ in range(4)]
