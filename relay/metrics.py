@@ -45,7 +45,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "relay_receiver_deferred_total": (
         "Due webhook attempts put off without spending an attempt: the receiver held"
-        " (attempts skipped while held), or at its in-flight bound (busy)",
+        " (attempts skipped while held), at its in-flight bound (busy), or its tenant"
+        " at its share of the worker's delivery slots (share)",
         ("reason",),
     ),
     "relay_receiver_holds_total": ("Receivers held after failing repeatedly", ()),

@@ -3,7 +3,8 @@
 Each claimed delivery first asks its receiver's breaker for a slot
 (`relay.store.breaker`): one that cannot go now is parked there without
 spending an attempt, so a slow, dead or held receiver never takes more than
-its own bound of this loop's slots.
+its own bound of this loop's slots; and no tenant takes more than its share of
+them (`relay.delivery.shares`), however many receivers its deliveries name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from relay.core.retry import decide
 from relay.delivery import WebhookSender
 from relay.delivery.receivers import origin_of, verdict
+from relay.delivery.shares import TenantSlots
 from relay.metrics import Recorder
 from relay.store import ClaimedDelivery, DeliveryQueue
 from relay.store.breaker import HOLD_AFTER, Candidate, Receivers, Report
@@ -60,6 +62,7 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
         self.lease = lease
         self.recorder = recorder
         self.receivers = Receivers(queue.redis, hold_after=hold_after)
+        self.shares = TenantSlots(concurrency)
 
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
         ready: list[ClaimedDelivery] = []
@@ -83,13 +86,19 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
                 self.writer.add(Done(Finish(delivery, "drop")))
             else:
                 asking.append(delivery)
-        answers = await self.receivers.admit([_candidate(d) for d in asking], now, span=self.span)
+        room = self.shares.room((d.tenant for d in asking), time.monotonic())
+        answers = await self.receivers.admit(
+            [_candidate(d) for d in asking], now, span=self.span, room=room
+        )
         ready = []
         for delivery, answer in zip(asking, answers, strict=True):
             if answer in ("go", "probe"):
+                self.shares.started(delivery.tenant)
                 ready.append(delivery)
-            elif answer in ("held", "busy"):
+            elif answer in ("held", "busy", "share"):
                 self.recorder.inc("relay_receiver_deferred_total", answer)
+                if answer == "share":
+                    self.shares.parked(delivery.tenant)
             elif answer == "expired":
                 self.recorder.inc("relay_deliveries_expired_total")
                 logger.info(
@@ -100,7 +109,10 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
         return ready
 
     async def handle(self, delivery: ClaimedDelivery) -> None:
-        attempt = await self.sender.send(delivery)
+        try:
+            attempt = await self.sender.send(delivery)
+        finally:
+            self.shares.ended(delivery.tenant)
         decision = decide(
             attempt.status_code,
             delivery.attempt + 1,
@@ -133,12 +145,14 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
     async def write(self, batch: list[Done]) -> None:
         await self.queue.finish([done.finish for done in batch], time.time())
         reports = [done.report for done in batch if done.report is not None]
+        release = self.shares.releasable(time.monotonic())
         try:
-            recorded = await self.receivers.record(reports, time.time())
+            recorded = await self.receivers.record(reports, time.time(), release=release)
         except Exception as exc:
             # The attempts are written; a breaker a little behind heals by its leases.
             logger.warning("receiver breaker update failed: %s", exc)
             return
+        self.shares.drained(recorded.drained)
         self.recorder.inc("relay_receiver_holds_total", by=recorded.holds)
         self.recorder.inc("relay_receiver_probes_total", "up", by=recorded.probes_up)
         self.recorder.inc("relay_receiver_probes_total", "down", by=recorded.probes_down)

@@ -28,13 +28,19 @@ net in case the finish that would release it never comes). A finished attempt th
 frees a slot releases the oldest parked ones. While held, a delivery whose
 series began longer ago than the retry schedule's whole span is answered
 `expired`, and the caller ends it failed.
+
+The caller may also bound each tenant's attempts (its share of a worker's slots,
+`relay.delivery.shares`): a delivery that would go, or probe, past its tenant's
+bound is answered `share` and parked in that tenant's set instead of the
+receiver's, with the same safety net; the caller releases the oldest of them,
+through `record`, as that tenant's attempts end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from redis.asyncio import Redis
@@ -54,7 +60,7 @@ IDLE = 1.0  # seconds without a success after which the window starts again
 PARK = 30.0  # seconds a parked delivery waits at most for the release that frees it
 STATE_TTL = 600.0  # seconds a receiver's state outlives its last attempt
 
-Admission = Literal["go", "probe", "held", "busy", "expired", "lost"]
+Admission = Literal["go", "probe", "held", "busy", "share", "expired", "lost"]
 
 _COMMON = """
 local P, now = ARGV[1], tonumber(ARGV[2])
@@ -109,6 +115,9 @@ local function schedule_probe(s)
   end
 end
 
+-- A tenant's deliveries parked over its share of a worker's slots -> creation (ms).
+local function share_key(tenant) return P .. 'rcv:share:' .. tenant end
+
 local function note_tenant(tenant, o)
   local key = P .. 'rcv_held:' .. tenant
   redis.call('ZADD', key, now, o)
@@ -117,12 +126,24 @@ end
 """
 
 # ARGV: prefix, now, hold_after, window start, window max, idle ms, park ms, ttl ms,
-#       span ms, then per receiver: origin, n, and n times (delivery id, lease, tenant)
+#       span ms, k, then k times (tenant, attempts it may still start in the asking
+#       worker), then per receiver: origin, n, and n times (delivery id, lease, tenant)
 # Returns one admission per delivery, in order.
 ADMIT = (
     _COMMON
     + """
 local span = tonumber(ARGV[9])
+local room, i = {}, 11
+for _ = 1, tonumber(ARGV[10]) do
+  room[ARGV[i]] = tonumber(ARGV[i + 1])
+  i = i + 2
+end
+-- Whether a tenant has deliveries parked over its share (asked once per call).
+local over = {}
+local function share_parked(tenant)
+  if over[tenant] == nil then over[tenant] = redis.call('EXISTS', share_key(tenant)) == 1 end
+  return over[tenant]
+end
 
 -- When this delivery's series ends for good: the span after its start (its creation,
 -- or when a redelivered series was first seen here); and whether it is a redelivered
@@ -141,8 +162,7 @@ local function series_of(dkey)
   return start + span, d[2] and d[2] ~= '1' and d[5] == '0'
 end
 
-local out = {}
-local i = 10
+local out, shared = {}, {}
 while i <= #ARGV do
   local o, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
@@ -158,32 +178,37 @@ while i <= #ARGV do
     local dkey = P .. 'dlv:' .. did
     local score = redis.call('ZSCORE', due, did)
     local answer, ends, asked = nil, nil, false
+    local fits = (room[tenant] or 1) > 0
     if held and score and tonumber(score) == tonumber(lease) then ends, asked = series_of(dkey) end
     if not score or tonumber(score) ~= tonumber(lease) then
       answer = 'lost'
     elseif held and now > ends then
       answer = 'expired'
     elseif held and (now >= s.hu or asked) and s.pl <= now then
-      answer = 'probe'
-      s.pl, s.pd, dirty = tonumber(lease), did .. '|' .. lease, true
+      answer = fits and 'probe' or 'share'
     elseif free > 0 then
-      answer = 'go'
-      free = free - 1
+      answer = fits and 'go' or 'share'
     elseif held then
       answer = 'held'
     else
       answer = 'busy'
     end
+    if answer == 'probe' then s.pl, s.pd, dirty = tonumber(lease), did .. '|' .. lease, true end
+    if answer == 'go' then free = free - 1 end
     if answer == 'go' or answer == 'probe' then
       redis.call('ZADD', s.flying, lease, did .. '|' .. lease)
       flying = true
+      if room[tenant] then room[tenant] = room[tenant] - 1 end
     end
-    if answer == 'held' or answer == 'busy' then
+    if answer ~= 'lost' and answer ~= 'share' and share_parked(tenant) then
+      redis.call('ZREM', share_key(tenant), did)
+    end
+    if answer == 'held' or answer == 'busy' or answer == 'share' then
       -- Safety nets spread over a second PARK by the id's last hex digits, so that a
       -- big parked backlog never comes back all at once.
       local spread = park * ((tonumber(string.sub(did, -5), 16) or 0) / 1048576)
       local wake = now + park + spread
-      if held then
+      if answer == 'held' then
         if s.pc == '' and now < s.hu then
           wake, s.pc, dirty = s.hu, did, true  -- this one comes back as the probe
         else
@@ -193,10 +218,19 @@ while i <= #ARGV do
         wake = math.min(wake, ends + 1)
         note_tenant(tenant, o)
       end
-      redis.call('ZADD', s.parked, tonumber(redis.call('HGET', dkey, 'created') or now), did)
+      local created = tonumber(redis.call('HGET', dkey, 'created') or now)
+      if answer == 'share' then
+        -- Over its tenant's share: it waits for one of that tenant's attempts to end,
+        -- not for this receiver. A probe it was to be stays its, for when it is back.
+        redis.call('ZADD', share_key(tenant), created, did)
+        over[tenant], shared[tenant] = true, true
+        if any_parked then redis.call('ZREM', s.parked, did) end
+      else
+        redis.call('ZADD', s.parked, created, did)
+        parked = true
+      end
       redis.call('ZADD', due, wake, did)
       redis.call('HSET', dkey, 'lease', 0)
-      parked = true
     else
       if any_parked then redis.call('ZREM', s.parked, did) end
       if did == s.pc then
@@ -213,24 +247,27 @@ while i <= #ARGV do
   if parked then redis.call('PEXPIRE', s.parked, ttl) end
   if held then redis.call('ZADD', held_all, now, o) end
 end
+for tenant in pairs(shared) do redis.call('PEXPIRE', share_key(tenant), ttl) end
 return out
 """
 )
 
 # ARGV: prefix, now, hold_after, window start, window max, idle ms, park ms, ttl ms,
-#       hold start ms, hold max ms, then per receiver: origin, n, and n times
+#       hold start ms, hold max ms, k, then k times (tenant, deliveries parked over its
+#       share to release), then per receiver: origin, n, and n times
 #       (in-flight member, verdict up|down|none, tenant)
-# Returns {receivers held, probes up, probes down, parked deliveries released}.
+# Returns {receivers held, probes up, probes down, parked deliveries released,
+#          {tenants of the k with none left parked over their share}}.
 RECORD = (
     _COMMON
     + """
 local hold_start, hold_max = tonumber(ARGV[9]), tonumber(ARGV[10])
 local holds, ups, downs, released = 0, 0, 0, 0
 
-local function release(s, free)
+local function release(parked, free)
   local n = 0
   while n < free do
-    local popped = redis.call('ZPOPMIN', s.parked)
+    local popped = redis.call('ZPOPMIN', parked)
     if #popped == 0 then break end
     if redis.call('ZSCORE', due, popped[1]) then
       redis.call('ZADD', due, now, popped[1])
@@ -241,7 +278,11 @@ local function release(s, free)
 end
 
 redis.call('ZREMRANGEBYSCORE', held_all, '-inf', now - ttl)
-local i = 11
+local releases, i = {}, 12
+for _ = 1, tonumber(ARGV[11]) do
+  releases[#releases + 1] = {ARGV[i], tonumber(ARGV[i + 1])}
+  i = i + 2
+end
 while i <= #ARGV do
   local o, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
@@ -298,10 +339,16 @@ while i <= #ARGV do
     redis.call('ZADD', held_all, now, o)
     redis.call('PEXPIRE', held_all, ttl)
   else
-    released = released + release(s, limit(s) - in_flight(s))
+    released = released + release(s.parked, limit(s) - in_flight(s))
   end
 end
-return {holds, ups, downs, released}
+local drained = {}
+for _, r in ipairs(releases) do
+  local key = share_key(r[1])
+  released = released + release(key, r[2])
+  if redis.call('EXISTS', key) == 0 then drained[#drained + 1] = r[1] end
+end
+return {holds, ups, downs, released, drained}
 """
 )
 
@@ -335,6 +382,7 @@ class Recorded:
     probes_up: int = 0
     probes_down: int = 0
     released: int = 0
+    drained: tuple[str, ...] = ()  # tenants released from with none left over their share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,12 +413,18 @@ class Receivers:
         ]
 
     async def admit(
-        self, candidates: Sequence[Candidate], now: float, *, span: float
+        self,
+        candidates: Sequence[Candidate],
+        now: float,
+        *,
+        span: float,
+        room: Mapping[str, int] | None = None,
     ) -> list[Admission]:
-        """One admission per candidate, in order, in one script call."""
+        """One admission per candidate, in order, in one script call. `room`: how many
+        attempts each tenant it names may still start (beyond it: `share`)."""
         if not candidates:
             return []
-        args = [*self._common(now), to_ms(span)]
+        args = [*self._common(now), to_ms(span), *_pairs(room or {})]
         order: list[int] = []
         for origin, members in _by_origin(enumerate(candidates), lambda c: c[1].origin):
             args += [origin, len(members)]
@@ -383,17 +437,21 @@ class Receivers:
             answers[index] = reply
         return answers
 
-    async def record(self, reports: Iterable[Report], now: float) -> Recorded:
+    async def record(
+        self, reports: Iterable[Report], now: float, *, release: Mapping[str, int] | None = None
+    ) -> Recorded:
+        """Note how attempts went; `release`: how many deliveries parked over each
+        tenant's share may go now."""
         grouped = _by_origin(reports, lambda r: r.candidate.origin)
-        if not grouped:
+        if not grouped and not release:
             return Recorded()
-        args = [*self._common(now), to_ms(HOLD_START), to_ms(HOLD_MAX)]
+        args = [*self._common(now), to_ms(HOLD_START), to_ms(HOLD_MAX), *_pairs(release or {})]
         for origin, members in grouped:
             args += [origin, len(members)]
             for r in members:
                 args += [r.candidate.member, r.verdict, r.candidate.tenant]
-        holds, ups, downs, released = (int(x) for x in await self._record(args=args))
-        return Recorded(holds, ups, downs, released)
+        holds, ups, downs, released, drained = await self._record(args=args)
+        return Recorded(int(holds), int(ups), int(downs), int(released), tuple(drained))
 
 
 async def held_receivers(redis: Redis, tenant: str, now: float) -> list[HeldReceiver]:
@@ -413,6 +471,13 @@ async def held_receivers(redis: Redis, tenant: str, now: float) -> list[HeldRece
         if hs and int(hs) > 0
     ]
     return sorted(held, key=lambda h: (h.held_since, h.origin))
+
+
+def _pairs(counts: Mapping[str, int]) -> list[str | int]:
+    flat: list[str | int] = [len(counts)]
+    for name, count in counts.items():
+        flat += [name, count]
+    return flat
 
 
 T = TypeVar("T")

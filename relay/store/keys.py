@@ -41,6 +41,8 @@ expiring `STATE_TTL` after its last write:
   rcv:{origin}:q       zset  parked delivery ids -> creation time (ms): waiting to go
   rcv:{origin}:r       zset  delivery ids whose last attempt there failed -> creation (ms)
   rcv_held:{tenant}    zset  origin -> when that tenant's deliveries last waited for it
+  rcv:share:{tenant}   zset  its delivery ids parked over its share of a worker's slots
+                             -> creation (ms) (see relay.delivery.shares)
 """
 
 from __future__ import annotations
