@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import redis
+import setuptools
 import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
@@ -442,7 +444,7 @@ def test_dockerignore_keeps_the_context_small_and_the_sources_in() -> None:
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {".venv", ".git", ".env", ".pytest_cache", ".mypy_cache", "bench"} <= patterns
+    assert {".venv", ".git", ".env", ".pytest_cache", ".mypy_cache", "bench", "support"} <= patterns
     sources = [
         src
         for word, args in dockerfile()
@@ -453,6 +455,20 @@ def test_dockerignore_keeps_the_context_small_and_the_sources_in() -> None:
     for src in sources:
         assert (ROOT / src).exists(), src
         assert src.rstrip("/") not in patterns, f"{src} is copied but ignored"
+
+
+def test_the_package_ships_no_test_or_benchmark_helpers() -> None:
+    # support/ sits beside relay/ for tests and benchmarks; setuptools' include patterns
+    # are what keep it out of the wheel.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    spec = config["tool"]["setuptools"]["packages"]["find"]
+    packages = {
+        name
+        for where in spec["where"]
+        for name in setuptools.find_packages(str(ROOT / where), include=spec["include"])
+    }
+    assert {"relay", "workers", "relay_client"} <= packages
+    assert not {name.split(".")[0] for name in packages} & {"support", "tests", "bench"}
 
 
 # --- docker-compose.yml ------------------------------------------------------------------------
