@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from relay.devtools.redis_server import RedisServer, SentinelServer
 from relay.settings import load_settings
 from relay.store.redis import connect, parse_sentinel
-from support.payloads import new_id
+from support.payloads import finished, new_id, processing
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import WEBHOOK_SECRET, Api, fast_env, running_worker
 
@@ -97,7 +97,7 @@ async def test_failover_loses_no_registration_and_no_event(
     before = [new_id() for _ in range(5)]
     after = [new_id() for _ in range(5)]
     for task_id in before + after:
-        upstream.script(task_id, {"task_id": task_id, "status": "processing", "percentage": "10"})
+        upstream.script(task_id, processing(task_id, "10"))
 
     async with Api(settings) as api, running_worker(settings):
         for task_id in before:
@@ -133,9 +133,7 @@ async def test_failover_loses_no_registration_and_no_event(
             assert body["task_id"] == task_id, "a registration made before the failover survives"
 
         for task_id in before + after:
-            upstream.script(
-                task_id, {"task_id": task_id, "status": "finished", "image_url": "https://x/y.png"}
-            )
+            upstream.script(task_id, finished(task_id))
         await receiver.wait_for(len(before + after), timeout=30)
 
     hook = Webhook(WEBHOOK_SECRET)

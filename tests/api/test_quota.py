@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from support.payloads import finished, new_id
+from support.payloads import finished, new_id, processing
 from support.servers import ScriptedUpstream
 from tests.conftest import Api
 
@@ -58,7 +58,7 @@ async def test_a_final_task_frees_its_place_and_joining_one_costs_none(
     # Every place is free again: three new tasks fit.
     fresh = [new_id() for _ in range(3)]
     for task_id in fresh:
-        upstream.script(task_id, {"task_id": task_id, "status": "processing"})
+        upstream.script(task_id, processing(task_id))
         assert (await api.register(task_id)).status_code == 201
     assert (await api.register(new_id())).status_code == 429
     # A task already final is not tracked: the other tenant joins it at any quota.

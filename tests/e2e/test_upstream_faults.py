@@ -15,11 +15,9 @@ import pytest
 
 from relay.devtools.redis_server import RedisServer
 from relay.settings import load_settings
-from support.payloads import new_id
+from support.payloads import finished, new_id, processing
 from support.servers import Canned, Receiver, ScriptedUpstream
 from tests.conftest import Api, fast_env, running_worker
-
-FINISHED = {"status": "finished", "image_url": "https://images.example/a.png"}
 
 
 @pytest.mark.parametrize("env_overrides", [{"RELAY_UNKNOWN_TASK_LIMIT": "0.3"}])
@@ -42,8 +40,7 @@ async def test_a_task_unknown_for_a_while_then_found_succeeds(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    upstream.script(task_id, Canned({}, status=404), Canned({}, status=404),
-                    {"task_id": task_id, **FINISHED})  # fmt: skip
+    upstream.script(task_id, Canned({}, status=404), Canned({}, status=404), finished(task_id))
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1)
     assert receiver.events()[0]["type"] == "task.succeeded"
@@ -55,8 +52,8 @@ async def test_a_slow_answer_times_out_and_is_retried(
     api: Api, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = new_id()
-    slow = Canned({"task_id": task_id, **FINISHED}, delay=1.0)
-    upstream.script(task_id, slow, {"task_id": task_id, **FINISHED})
+    slow = Canned(finished(task_id), delay=1.0)
+    upstream.script(task_id, slow, finished(task_id))
     await api.register(task_id, webhook_url=receiver.url)
     await receiver.wait_for(1, timeout=10)
     data = receiver.events()[0]["data"]
@@ -70,7 +67,7 @@ async def test_refused_connections_are_survived_until_the_upstream_comes_up(
     upstream = ScriptedUpstream()  # its port is chosen but nothing listens yet
     settings = load_settings(fast_env(redis_server.url, upstream.url))
     task_id = new_id()
-    upstream.script(task_id, {"task_id": task_id, **FINISHED})
+    upstream.script(task_id, finished(task_id))
     async with Api(settings) as api, running_worker(settings):
         await api.register(task_id, webhook_url=receiver.url)
         await asyncio.sleep(0.6)
@@ -90,10 +87,9 @@ async def test_a_429_holds_every_task_for_its_retry_after(
     api: Api, upstream: ScriptedUpstream
 ) -> None:
     limited, other = new_id(), new_id()
-    running = {"status": "processing", "percentage": "10"}
-    upstream.script(limited, Canned({}, status=429, headers={"retry-after": "1"}),
-                    {"task_id": limited, **running})  # fmt: skip
-    upstream.script(other, {"task_id": other, **running})
+    limit = Canned({}, status=429, headers={"retry-after": "1"})
+    upstream.script(limited, limit, processing(limited, "10"))
+    upstream.script(other, processing(other, "10"))
     await api.register(other)
     await asyncio.sleep(0.3)
     await api.register(limited)
@@ -131,7 +127,7 @@ async def test_two_worker_processes_share_one_rate_limit(
     )
     task_ids = [new_id() for _ in range(200)]
     for task_id in task_ids:
-        upstream.script(task_id, {"task_id": task_id, "status": "processing"})
+        upstream.script(task_id, processing(task_id))
     settings = load_settings(env)
     async with Api(settings) as api:
         await asyncio.gather(*(api.register(t) for t in task_ids))

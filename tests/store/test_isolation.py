@@ -15,6 +15,7 @@ from relay.core.schedule import PollPolicy
 from relay.store import PollQueue
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
+from support.payloads import finished, processing
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
 
@@ -58,14 +59,14 @@ async def test_an_unreadable_registration_does_not_stop_the_others_events(
     api: Api, redis: Redis, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
     task_id = str(uuid.uuid4())
-    upstream.script(task_id, {"task_id": task_id, "status": "processing", "percentage": "10"})
+    upstream.script(task_id, processing(task_id, "10"))
     assert (await api.register(task_id, webhook_url=receiver.url + "/a")).status_code == 201
     beta = await api.register(task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/b")
     assert beta.status_code == 201
     await api.wait_status(task_id, "running")
     # Whatever made it so, the other tenant's stored registration cannot be read by Lua.
     await redis.hset(f"relay:task:{task_id}", "r:beta", "{" * 1200 + "}" * 1200)
-    upstream.script(task_id, {"task_id": task_id, "status": "finished", "image_url": "https://x/a"})
+    upstream.script(task_id, finished(task_id))
     await receiver.wait_for(1, timeout=10)
     await asyncio.sleep(0.3)
     (event,) = receiver.events()
