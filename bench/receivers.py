@@ -1,4 +1,4 @@
-"""One receiver cannot hold the relay: the circuit breaker's two targets.
+"""One receiver, or one tenant's many, cannot hold the relay: the breaker's targets.
 
     .venv/bin/python -m bench.receivers [--tiny]
 
@@ -23,12 +23,25 @@ answered `finished` for it.
    time from its return until all 300 have arrived (target within 30 s).
    Baseline, same run: 300 deliveries to it while it is up. Default delivery
    settings (10 s timeout, the default retry schedule).
+3. **Many receivers.** Tenant `stuck` has 1,280 deliveries pending, four to
+   each of 320 tarpit receivers (one tarpit listening on 320 loopback ports:
+   each port is a receiver of its own, with its own in-flight bound), at the
+   default 10 s delivery timeout: enough to fill the worker's 200 slots two
+   attempts per receiver. Once it holds its share of them
+   (`relay.delivery.shares`: 192 of 200), tenant `other` makes one final
+   event every 100 ms, as in 1. Figure: from each event to its webhook's
+   arrival. Baseline, same worker: the same events before the backlog existed.
+   Target: every one within 2 s (without a per-tenant share: up to the 10 s
+   timeout, and more while the backlog's retries come due).
 
-`--tiny`: 120 stuck deliveries, 2 s of other events, down for 8 s.
+`--tiny`: 120 stuck deliveries, 2 s of other events, down for 8 s; 320
+receivers with one delivery each.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import selectors
 import socket
 import threading
 import time
@@ -51,54 +64,98 @@ from bench._common import (
     wait_until,
     worker_env,
 )
+from relay.delivery.shares import share
 from relay.devtools.redis_server import free_port
 from relay.store import keys
 from support.payloads import new_ids
 from support.stats import percentile
 
-FULL = {"stuck": 1200, "other_seconds": 10.0, "down": 60.0, "queued": 300, "warm": 50}
-TINY = {"stuck": 120, "other_seconds": 2.0, "down": 8.0, "queued": 300, "warm": 50}
+FULL = {
+    "stuck": 1200,
+    "other_seconds": 10.0,
+    "down": 60.0,
+    "queued": 300,
+    "warm": 50,
+    "receivers": 320,
+    "per_receiver": 4,
+}
+TINY = {**FULL, "stuck": 120, "other_seconds": 2.0, "down": 8.0, "per_receiver": 1}
 EVENT_EVERY = 0.1  # seconds between two of the other tenant's events
 DELAY_TARGET = 2.0
 ATTEMPTS_TARGET = 15
 RETURN_TARGET = 30.0
 # Each registered task is polled at once: the events come when the bench makes them.
 FAST_POLLS = {"RELAY_UPSTREAM_RATE": "5000"}
+WORKER_SLOTS = 200  # the worker's RELAY_DELIVERY_CONCURRENCY (the default)
 
 
 class Tarpit:
-    """Accepts connections on a loopback port and never answers; counts them."""
+    """Accepts connections on loopback ports, reads them and never answers; counts them
+    and the most open at once. Each port is a receiver of its own to the relay."""
 
-    def __init__(self) -> None:
-        self.listener = socket.create_server((HOST, 0), backlog=4096)
-        self.port = self.listener.getsockname()[1]
+    def __init__(self, ports: int = 1) -> None:
+        self.listeners = [socket.create_server((HOST, 0), backlog=4096) for _ in range(ports)]
+        self.ports = [listener.getsockname()[1] for listener in self.listeners]
+        self.port = self.ports[0]
         self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self.most_open = 0
+        self._open: set[socket.socket] = set()
+        self._closing = threading.Event()
+        self._selector = selectors.DefaultSelector()
+        for listener in self.listeners:
+            listener.setblocking(False)
+            self._selector.register(listener, selectors.EVENT_READ, "listener")
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._held.append(conn)
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            for key, _ in self._selector.select(timeout=0.1):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    if key.data == "listener":
+                        self._accept(sock)
+                    elif not sock.recv(65536):  # the relay gave up on it
+                        self._selector.unregister(sock)
+                        self._open.discard(sock)
+                        sock.close()
+                except (BlockingIOError, ConnectionError):
+                    continue
+
+    def _accept(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        conn.setblocking(False)
+        self._selector.register(conn, selectors.EVENT_READ, "conn")
+        self._open.add(conn)
+        self.accepted += 1
+        self.most_open = max(self.most_open, len(self._open))
 
     def close(self) -> None:
-        self.listener.close()
-        for conn in self._held:
-            conn.close()
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._thread.join()
+        self._selector.close()
+        for sock in [*self.listeners, *self._open]:
+            sock.close()
 
 
 def make_final(redis_url: str, upstream_url: str, ids: list[str], url: str, tenant: str) -> None:
     """Register `ids` for `tenant`, each finished at its first poll: one delivery each."""
-    http_json(upstream_url + "/plan", {"tasks": {task_id: [0, 0] for task_id in ids}})
+    make_finals(redis_url, upstream_url, {url: ids}, tenant)
+
+
+def make_finals(
+    redis_url: str, upstream_url: str, ids_by_url: dict[str, list[str]], tenant: str
+) -> None:
+    """`make_final` for each webhook URL and its ids, in one plan and one connection."""
+    plan = {task_id: [0, 0] for ids in ids_by_url.values() for task_id in ids}
+    http_json(upstream_url + "/plan", {"tasks": plan})
 
     async def register() -> None:
         async with connected(redis_url) as client:
-            await register_tasks(client, ids, webhook_url=url, tenant=tenant)
+            for url, ids in ids_by_url.items():
+                await register_tasks(client, ids, webhook_url=url, tenant=tenant)
 
     run_async(register())
 
@@ -141,54 +198,102 @@ def delays(made: list[str], upstream_url: str, receiver_url: str, timeout: float
     return [found[t] - finished[t] if t in found else float("inf") for t in made]
 
 
-def stuck_backlog(
-    stack: Stack, redis_url: str, upstream_url: str, cfg: dict[str, float]
-) -> list[Result]:
+DELAY_COLUMNS = "run|events|p50 delay s|p99 delay s|max delay s|tarpit conns|most open"
+
+
+@dataclasses.dataclass
+class Beside:
+    """The other tenant's delays without a backlog, then beside one at a tarpit."""
+
+    baseline: list[float]
+    measured: list[float]
+    tarpit_connections: int  # accepted while the backlog waited
+    most_open: int  # at once
+
+    def table(self, title: str, backlog: str) -> None:
+        print_table(
+            f"Another tenant's webhooks beside {title}",
+            DELAY_COLUMNS.split("|"),
+            [
+                ["no backlog (baseline)", len(self.baseline), *_spread(self.baseline), "-", "-"],
+                [
+                    backlog,
+                    len(self.measured),
+                    *_spread(self.measured),
+                    self.tarpit_connections,
+                    self.most_open,
+                ],
+            ],
+        )
+
+    def results(self, prefix: str) -> list[Result]:
+        base_max, worst = max(self.baseline), max(self.measured)
+        return [
+            Result(
+                f"{prefix}_max_delay",
+                worst,
+                "s",
+                ratio_note(worst, base_max, "no-backlog max")
+                + "; "
+                + target_note(worst <= DELAY_TARGET, f"every one <= {DELAY_TARGET:g} s"),
+            ),
+            Result(f"{prefix}_baseline_max_delay", base_max, "s", "1.00x"),
+        ]
+
+
+def beside_backlog(
+    stack: Stack,
+    urls: tuple[str, str],
+    cfg: dict[str, float],
+    backlog: dict[str, list[str]],
+    tarpit: Tarpit,
+    attempting: int,
+    **env: str,
+) -> Beside:
+    """The other tenant's events, measured before tenant `stuck` has `backlog` (webhook
+    URL -> task ids) and again once the tarpit has had `attempting` connections."""
+    redis_url, upstream_url = urls
     _receiver, rurl = stack.receiver("--record")
-    tarpit = Tarpit()
     stack.callback(tarpit.close)
-    env = worker_env(redis_url, upstream_url, RELAY_DELIVERY_TIMEOUT="2", **FAST_POLLS)
-    worker = stack.spawn("worker", ["-m", "bench._poll_worker"], env)
+    worker = stack.spawn(
+        "worker",
+        ["-m", "bench._poll_worker"],
+        worker_env(redis_url, upstream_url, **FAST_POLLS, **env),
+    )
 
     def measure() -> list[float]:
         made = other_events(redis_url, upstream_url, rurl + "/other", cfg["other_seconds"])
-        return delays(made, upstream_url, rurl, 30)
+        return delays(made, upstream_url, rurl, 60)
 
     say("baseline: the other tenant's events, no backlog")
     baseline = measure()
-    stuck = int(cfg["stuck"])
-    say(f"{stuck} deliveries to a tarpit")
-    tarpit_url = f"http://{HOST}:{tarpit.port}/hook"
-    make_final(redis_url, upstream_url, new_ids(stuck), tarpit_url, "stuck")
-    if not wait_until(lambda: tarpit.accepted > 0, 10):
-        raise RuntimeError(f"the tarpit was never attempted:\n{worker.log_tail()}")
+    say(f"{sum(map(len, backlog.values())):,} deliveries to {len(backlog)} tarpit receivers")
+    make_finals(redis_url, upstream_url, backlog, "stuck")
+    if not wait_until(lambda: tarpit.accepted >= attempting, 30):
+        raise RuntimeError(f"the tarpit got {tarpit.accepted} attempts:\n{worker.log_tail()}")
     say("the other tenant's events, beside the stuck backlog")
     measured = measure()
-    tarpit_attempts = tarpit.accepted
+    beside = Beside(baseline, measured, tarpit.accepted, tarpit.most_open)
+    tarpit.close()  # the stuck attempts end now, not at their timeout, so the worker stops
     worker.stop()
+    return beside
 
-    base_max, worst = max(baseline), max(measured)
-    print_table(
-        f"Another tenant's webhooks beside {stuck:,} stuck deliveries (tarpit, 2 s timeout)",
-        ["run", "events", "p50 delay s", "p99 delay s", "max delay s", "tarpit connections"],
-        [
-            ["no backlog (baseline)", len(baseline), *_spread(baseline), "-"],
-            [f"{stuck:,} stuck", len(measured), *_spread(measured), tarpit_attempts],
-        ],
+
+def stuck_backlog(
+    stack: Stack, redis_url: str, upstream_url: str, cfg: dict[str, float]
+) -> list[Result]:
+    tarpit = Tarpit()
+    stuck = int(cfg["stuck"])
+    backlog = {f"http://{HOST}:{tarpit.port}/hook": new_ids(stuck)}
+    beside = beside_backlog(
+        stack, (redis_url, upstream_url), cfg, backlog, tarpit, 1, RELAY_DELIVERY_TIMEOUT="2"
     )
+    beside.table(f"{stuck:,} stuck deliveries (tarpit, 2 s timeout)", f"{stuck:,} stuck")
     return [
-        Result(
-            "receivers_other_tenant_max_delay",
-            worst,
-            "s",
-            ratio_note(worst, base_max, "no-backlog max")
-            + "; "
-            + target_note(worst <= DELAY_TARGET, f"every one <= {DELAY_TARGET:g} s"),
-        ),
-        Result("receivers_other_tenant_baseline_max_delay", base_max, "s", "1.00x"),
+        *beside.results("receivers_other_tenant"),
         Result(
             "receivers_tarpit_connections",
-            tarpit_attempts,
+            beside.tarpit_connections,
             "connections",
             f"of {stuck:,} deliveries, while the other tenant's went out",
         ),
@@ -267,6 +372,28 @@ def down_for_a_while(
     ]
 
 
+def many_receivers(
+    stack: Stack, redis_url: str, upstream_url: str, cfg: dict[str, float]
+) -> list[Result]:
+    count, each = int(cfg["receivers"]), int(cfg["per_receiver"])
+    tarpit = Tarpit(count)
+    backlog = {f"http://{HOST}:{port}/hook": new_ids(each) for port in tarpit.ports}
+    alone = share(WORKER_SLOTS, 1)
+    beside = beside_backlog(stack, (redis_url, upstream_url), cfg, backlog, tarpit, alone)
+    stuck = f"{count * each:,} stuck at {count} receivers"
+    beside.table(f"{stuck} (tarpits, 10 s timeout)", stuck)
+    return [
+        *beside.results("receivers_many_other_tenant"),
+        Result(
+            "receivers_many_tarpit_most_open",
+            beside.most_open,
+            "connections",
+            f"at once, to {count} receivers of one tenant (its share alone: {alone} of"
+            f" {WORKER_SLOTS} slots); {beside.tarpit_connections} in all",
+        ),
+    ]
+
+
 def _spread(values: list[float]) -> list[float]:
     return [percentile(values, 50), percentile(values, 99), max(values)]
 
@@ -281,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         results += stuck_backlog(stack, redis.url, upstream_url, cfg)
         run_async(_flush(redis.url))
         results += down_for_a_while(stack, redis.url, upstream_url, cfg)
+        run_async(_flush(redis.url))
+        results += many_receivers(stack, redis.url, upstream_url, cfg)
     print_results(results)
     return 0
 

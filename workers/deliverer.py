@@ -65,6 +65,7 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
         self.shares = TenantSlots(concurrency)
 
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
+        await self._release()
         ready: list[ClaimedDelivery] = []
         started = time.monotonic()
         while True:
@@ -76,6 +77,17 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
                 return ready
             if time.monotonic() - started > CLAIM_BUDGET:
                 return ready
+
+    async def _release(self) -> None:
+        """Make due the deliveries parked over their tenant's share that fit in it now.
+
+        Done here, before each claim, rather than when attempts end: a share also
+        grows when another tenant's work here ends, with no attempt of its own ending.
+        """
+        release = self.shares.releasable(time.monotonic())
+        if release:
+            recorded = await self.receivers.record([], time.time(), release=release)
+            self.shares.drained(recorded.drained)
 
     async def _admit(self, claimed: list[ClaimedDelivery], now: float) -> list[ClaimedDelivery]:
         asking: list[ClaimedDelivery] = []
@@ -145,14 +157,12 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
     async def write(self, batch: list[Done]) -> None:
         await self.queue.finish([done.finish for done in batch], time.time())
         reports = [done.report for done in batch if done.report is not None]
-        release = self.shares.releasable(time.monotonic())
         try:
-            recorded = await self.receivers.record(reports, time.time(), release=release)
+            recorded = await self.receivers.record(reports, time.time())
         except Exception as exc:
             # The attempts are written; a breaker a little behind heals by its leases.
             logger.warning("receiver breaker update failed: %s", exc)
             return
-        self.shares.drained(recorded.drained)
         self.recorder.inc("relay_receiver_holds_total", by=recorded.holds)
         self.recorder.inc("relay_receiver_probes_total", "up", by=recorded.probes_up)
         self.recorder.inc("relay_receiver_probes_total", "down", by=recorded.probes_down)

@@ -48,10 +48,8 @@ class TenantSlots:
         self.slots = slots
         self.flying: Counter[str] = Counter()
         self._seen: dict[str, float] = {}  # tenant -> when a delivery of it was last claimed
-        # Tenants with deliveries this worker parked over their share, not yet all
-        # released -> how many times it parked one (to tell a park after a release).
-        self._parked: Counter[str] = Counter()
-        self._asked: dict[str, int] = {}
+        # Tenants with deliveries this worker parked over their share, not yet all released.
+        self._parked: set[str] = set()
 
     def room(self, tenants: Iterable[str], now: float) -> dict[str, int]:
         """For each tenant of a claimed batch (`now`: a monotonic time), how many more
@@ -72,7 +70,7 @@ class TenantSlots:
 
     def parked(self, tenant: str) -> None:
         """A delivery of `tenant` was parked over its share."""
-        self._parked[tenant] += 1
+        self._parked.add(tenant)
 
     def releasable(self, now: float) -> dict[str, int]:
         """For each tenant with deliveries parked here over its share, how many may go now."""
@@ -80,16 +78,12 @@ class TenantSlots:
             return {}
         each = self._share(now)
         wanted = {t: each - self.flying[t] for t in self._parked}
-        release = {t: n for t, n in wanted.items() if n > 0}
-        self._asked = {t: self._parked[t] for t in release}
-        return release
+        return {t: n for t, n in wanted.items() if n > 0}
 
     def drained(self, tenants: Iterable[str]) -> None:
-        """The last release found none of these tenants' deliveries left parked."""
-        for tenant in tenants:
-            # One parked while the release was on its way still needs a release.
-            if self._asked.get(tenant) == self._parked[tenant]:
-                del self._parked[tenant]
+        """A release found none of these tenants' deliveries left parked (called before
+        anything more is parked)."""
+        self._parked.difference_update(tenants)
 
     def _share(self, now: float) -> int:
         self._seen = {t: at for t, at in self._seen.items() if now - at <= ACTIVE}

@@ -111,6 +111,8 @@ def test_tenant_slots_release_what_the_share_allows() -> None:
     assert slots.releasable(now=0.0) == {}  # none left parked
     slots.parked("a")
     assert slots.releasable(now=0.0) == {"a": 3}
-    slots.parked("a")  # parked again while the release was on its way
-    slots.drained(["a"])
-    assert slots.releasable(now=0.0) == {"a": 3}  # so it is still asked for
+    # b comes with work: a's share halves, and a is over it again.
+    assert slots.room(["b"], now=0.5) == {"b": 96}
+    assert slots.releasable(now=0.5) == {}
+    # b's work ends: a's share grows back, though none of a's attempts ended.
+    assert slots.releasable(now=0.5 + ACTIVE + 0.1) == {"a": 3}

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 
@@ -167,11 +168,7 @@ async def beta_arrives_beside(
     await asyncio.gather(
         *(register_finished(api, upstream, f"http://127.0.0.1:{p}/hook", 1) for p in tarpit.ports)
     )
-
-    async def alpha_at_its_share() -> bool:
-        return tarpit.open >= alone
-
-    await eventually(alpha_at_its_share, 30, f"alpha holds {alone} attempts to the tarpit")
+    await eventually(open_at(tarpit, alone), 30, f"alpha holds {alone} attempts to the tarpit")
     beta = await register_finished(api, upstream, receiver.url + "/beta", 20, key=BETA_KEY)
     await receiver.wait_for(len(beta), timeout=20)
     assert sorted(e["data"]["task_id"] for e in receiver.events()) == sorted(beta)
@@ -213,3 +210,47 @@ async def test_a_stuck_tenant_retrying_at_a_short_timeout_stays_within_its_share
     # Alpha's attempts time out and come back, and its parked ones go as they end.
     await eventually(retried, 30, "alpha's attempts ended and were retried")
     assert tarpit.most_open <= share(SLOTS, 1)
+
+
+class Gated(Receiver):
+    """Records each webhook at once, answers it only once `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        answer = await super()._hook(request)
+        await self.gate.wait()
+        return answer
+
+
+@pytest.mark.parametrize("env_overrides", [STUCK])
+async def test_a_share_grows_back_when_the_other_tenants_work_ends(
+    api: Api, upstream: ScriptedUpstream, tarpit: ManyPorts
+) -> None:
+    async with Gated() as gated:
+        await register_finished(api, upstream, gated.url + "/beta", 1, key=BETA_KEY)
+        await gated.wait_for(1, timeout=20)  # beta's attempt is in flight, held there
+        await asyncio.gather(
+            *(register_finished(api, upstream, f"http://127.0.0.1:{p}/a", 1) for p in tarpit.ports)
+        )
+        two = share(SLOTS, 2)
+        try:
+            await eventually(open_at(tarpit, two), 30, f"alpha holds {two} attempts beside beta")
+            await asyncio.sleep(0.5)  # time enough to take more, were it allowed to
+            assert tarpit.most_open == two
+        finally:
+            gated.gate.set()
+        # Beta's attempt ended: alpha's share grows back, though none of its own ended.
+        alone = share(SLOTS, 1)
+        await eventually(open_at(tarpit, alone), 10, "alpha holds its share alone")
+        assert tarpit.ended == 0
+        assert tarpit.most_open == alone
+
+
+def open_at(tarpit: ManyPorts, count: int) -> Callable[[], Awaitable[bool]]:
+    async def reached() -> bool:
+        return tarpit.open >= count
+
+    return reached
