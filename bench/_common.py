@@ -44,6 +44,7 @@ from relay.store import keys, scripts
 from relay.store.codec import dump, dump_metadata, dump_registration
 from relay.store.redis import to_ms
 from support.load_servers import API_KEY
+from support.payloads import TASK, processing
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -345,18 +346,11 @@ HOT_POLLING = {
 
 # --- bulk set-up in Redis -------------------------------------------------------------------------
 
-PROCESSING = {
-    "status": "processing",
-    "percentage": "50",
-    "task_type": "imagine",
-    "model": "midjourney",
-}
-
 
 def running_state(now: float, deadline: float) -> TaskState:
     """The state after one `processing 50%` answer: later such answers change nothing."""
     initial = TaskState(registered_at=now, deadline_at=now + deadline)
-    observation = normalize(dict(PROCESSING))
+    observation = normalize(processing(TASK, "50"))
     return lifecycle.observe(initial, observation, now, PollPolicy()).state
 
 
