@@ -1,0 +1,1 @@
+"""The shared helpers' own pure parts (support/)."""
