@@ -138,6 +138,12 @@ def _redis_url(raw: str) -> str:
     from relay.store.redis import parse_sentinel
 
     scheme = urlsplit(raw).scheme
+    if scheme in {"redis+cluster", "rediss+cluster"}:
+        # Said plainly at start rather than failing later with CROSSSLOT errors.
+        raise ValueError(
+            "Redis Cluster is not supported yet: use one Redis (redis://, rediss://, unix://)"
+            " or a Sentinel-managed one (redis+sentinel://)"
+        )
     if scheme not in {"redis", "rediss", "unix", "redis+sentinel"}:
         raise ValueError("must start with redis://, rediss://, unix:// or redis+sentinel://")
     parse_sentinel(raw)  # raises ValueError for a malformed Sentinel URL
