@@ -407,5 +407,5 @@ def test_the_redis_password_never_appears_in_repr() -> None:
     "url", ["redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "rediss+cluster://h:7000/"]
 )
 def test_a_cluster_url_is_refused_with_a_line_that_says_why(url: str) -> None:
-    with pytest.raises(SettingsError, match="RELAY_REDIS_URL.*Redis Cluster is not supported yet"):
+    with pytest.raises(SettingsError, match=r"RELAY_REDIS_URL.*Redis Cluster is not supported yet"):
         load_settings({"RELAY_REDIS_URL": url})
