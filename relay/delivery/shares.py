@@ -15,8 +15,11 @@ are bounded by its share:
 
 A tenant has work in a worker while it has attempts in flight there, or had
 a delivery claimed there in the last `ACTIVE` seconds. A delivery over its
-tenant's share waits, parked without spending an attempt, until one of that
-tenant's attempts there ends.
+tenant's share waits, parked without spending an attempt, until that share
+has room again: one of the tenant's attempts there ended, or another tenant's
+work there did. The bound is per worker process: N workers let a tenant hold
+N shares, and a delivery one worker parked is released by that worker (or
+comes back by itself within 30 to 60 s, as every parked delivery does).
 """
 
 from __future__ import annotations

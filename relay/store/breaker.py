@@ -33,7 +33,7 @@ The caller may also bound each tenant's attempts (its share of a worker's slots,
 `relay.delivery.shares`): a delivery that would go, or probe, past its tenant's
 bound is answered `share` and parked in that tenant's set instead of the
 receiver's, with the same safety net; the caller releases the oldest of them,
-through `record`, as that tenant's attempts end.
+through `record`, when that share has room again.
 """
 
 from __future__ import annotations
@@ -220,8 +220,8 @@ while i <= #ARGV do
       end
       local created = tonumber(redis.call('HGET', dkey, 'created') or now)
       if answer == 'share' then
-        -- Over its tenant's share: it waits for one of that tenant's attempts to end,
-        -- not for this receiver. A probe it was to be stays its, for when it is back.
+        -- Over its tenant's share: it waits for room in that share (the caller releases
+        -- it), not for this receiver. A probe it was to be stays its, for when it is back.
         redis.call('ZADD', share_key(tenant), created, did)
         over[tenant], shared[tenant] = true, true
         if any_parked then redis.call('ZREM', s.parked, did) end
