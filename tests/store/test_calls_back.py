@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from redis.asyncio import Redis
 
-from relay.core.model import Registration
 from relay.store import PollQueue
 from relay.store.registry import Registry
-
-
-def registration(task_id: str, tenant: str, *, calls_back: bool) -> Registration:
-    return Registration(
-        tenant=tenant,
-        task_id=task_id,
-        registered_at=round(time.time(), 3),
-        rid=uuid.uuid4().hex[:16],
-        upstream_webhook=calls_back,
-    )
+from support.payloads import new_id
+from tests.store import registration
 
 
 async def claim_one(queue: PollQueue, task_id: str) -> bool:
@@ -35,18 +25,18 @@ async def test_a_task_is_called_back_only_while_every_registration_says_so(
 ) -> None:
     registry = Registry(redis, task_deadline=600, retention=3600)
     queue = PollQueue(redis, rate=1000, retention=3600)
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
 
-    await registry.register(registration(task_id, "alpha", calls_back=True))
+    await registry.register(registration(task_id, "alpha", upstream_webhook=True))
     assert await claim_one(queue, task_id) is True
     # A second tenant that polls as usual: the task is polled as usual for both.
-    await registry.register(registration(task_id, "beta", calls_back=False))
+    await registry.register(registration(task_id, "beta"))
     assert await claim_one(queue, task_id) is False
     # The same registration again changes no count.
-    await registry.register(registration(task_id, "beta", calls_back=False))
+    await registry.register(registration(task_id, "beta"))
     await registry.unregister("beta", task_id)
     assert await claim_one(queue, task_id) is True
-    await registry.register(registration(task_id, "gamma", calls_back=False))
+    await registry.register(registration(task_id, "gamma"))
     await registry.unregister("alpha", task_id)
     assert await claim_one(queue, task_id) is False
 
@@ -55,7 +45,7 @@ async def test_a_task_without_the_count_is_polled_as_usual(redis: Redis) -> None
     """A task registered before the count existed has none: never taken as called back."""
     registry = Registry(redis, task_deadline=600, retention=3600)
     queue = PollQueue(redis, rate=1000, retention=3600)
-    task_id = str(uuid.uuid4())
-    await registry.register(registration(task_id, "alpha", calls_back=True))
+    task_id = new_id()
+    await registry.register(registration(task_id, "alpha", upstream_webhook=True))
     await redis.hdel(f"relay:task:{task_id}", "nw")
     assert await claim_one(queue, task_id) is False

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from redis.asyncio import Redis
 
-from relay.core.model import Registration
 from relay.store import PollQueue
 from relay.store.registry import Registry
+from support.payloads import new_id
+from tests.store import registration
 
 
 async def register(registry: Registry, tenant: str, count: int, at: float) -> list[str]:
     """`count` new tasks of `tenant`, registered a millisecond apart from `at` on."""
     ids = []
     for i in range(count):
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         await registry.register(
-            Registration(
-                tenant=tenant, task_id=task_id, registered_at=round(at + i / 1000, 3),
-                rid=uuid.uuid4().hex[:16],
-            )
-        )  # fmt: skip
+            registration(task_id, tenant, registered_at=round(at + i / 1000, 3))
+        )
         ids.append(task_id)
     return ids
 
@@ -64,9 +61,7 @@ async def test_shared_tasks_count_once_and_equal_shares_between_big_tenants(
     beta = await register(registry, "beta", 100, start + 1)
     # Gamma joins ten of alpha's tasks: they are polled once for both.
     for task_id in alpha[:10]:
-        await registry.register(
-            Registration(tenant="gamma", task_id=task_id, registered_at=start + 2, rid="g" * 16)
-        )
+        await registry.register(registration(task_id, "gamma", registered_at=start + 2))
     first = await claim(queue, 30)
     assert len(first) == len(set(first)) == 30
     assert sum(t in beta for t in first) >= 10

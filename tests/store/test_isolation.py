@@ -4,40 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import pytest
 from redis.asyncio import Redis
 
 from relay.core import lifecycle
-from relay.core.model import Observation, Registration, TaskState
+from relay.core.model import Observation, TaskState
 from relay.core.schedule import PollPolicy
 from relay.store import PollQueue
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
-from support.payloads import finished, processing
+from support.payloads import finished, new_id, processing
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
+from tests.store import registration
 
 FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
-
-
-def registration(task_id: str, tenant: str, url: str | None = None) -> Registration:
-    return Registration(
-        tenant=tenant,
-        task_id=task_id,
-        registered_at=round(time.time(), 3),
-        rid=uuid.uuid4().hex[:16],
-        webhook_url=url,
-    )
 
 
 async def test_a_failing_outcome_leaves_the_others_of_its_batch_written(redis: Redis) -> None:
     registry = Registry(redis, task_deadline=600, retention=3600)
     queue = PollQueue(redis, rate=1000, retention=3600)
-    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    good, bad = new_id(), new_id()
     for task_id in (good, bad):
-        await registry.register(registration(task_id, "alpha", "https://example.com/h"))
+        await registry.register(registration(task_id, "alpha", webhook_url="https://example.com/h"))
     # The bad task's delivery listing is not a list: making its delivery fails.
     await redis.set(f"relay:dlvs:alpha:{bad}", "not a list")
     now = time.time()
@@ -58,7 +48,7 @@ async def test_a_failing_outcome_leaves_the_others_of_its_batch_written(redis: R
 async def test_an_unreadable_registration_does_not_stop_the_others_events(
     api: Api, redis: Redis, upstream: ScriptedUpstream, receiver: Receiver
 ) -> None:
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     upstream.script(task_id, processing(task_id, "10"))
     assert (await api.register(task_id, webhook_url=receiver.url + "/a")).status_code == 201
     beta = await api.register(task_id, key="key-beta-0123456789", webhook_url=receiver.url + "/b")

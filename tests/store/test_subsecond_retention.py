@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from redis.asyncio import Redis
 
 from relay.core import lifecycle
-from relay.core.model import Observation, Registration, TaskState
+from relay.core.model import Observation, TaskState
 from relay.core.schedule import PollPolicy
 from relay.store import PollQueue
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
+from support.payloads import new_id
+from tests.store import registration
 
 FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
 
@@ -20,11 +21,9 @@ FINISHED = Observation(upstream_status="finished", status="succeeded", progress=
 async def test_a_final_task_expires_after_a_retention_under_a_second(redis: Redis) -> None:
     registry = Registry(redis, task_deadline=600, retention=0.5)
     queue = PollQueue(redis, rate=1000, retention=0.5)
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     now = time.time()
-    await registry.register(
-        Registration(tenant="alpha", task_id=task_id, registered_at=now, rid="r" * 16)
-    )
+    await registry.register(registration(task_id, "alpha", registered_at=now))
     raw = await redis.hget(f"relay:task:{task_id}", "state")
     assert raw is not None
     step = lifecycle.observe(TaskState(now, now + 600), FINISHED, now, PollPolicy())
@@ -38,10 +37,8 @@ async def test_a_deleted_task_keeps_its_state_for_a_retention_under_a_second(
     redis: Redis,
 ) -> None:
     registry = Registry(redis, task_deadline=600, retention=0.25)
-    task_id = str(uuid.uuid4())
-    await registry.register(
-        Registration(tenant="alpha", task_id=task_id, registered_at=time.time(), rid="r" * 16)
-    )
+    task_id = new_id()
+    await registry.register(registration(task_id, "alpha"))
     assert await registry.unregister("alpha", task_id)
     ttl = await redis.pttl(f"relay:task:{task_id}")
     assert 0 < ttl <= 250, ttl
