@@ -28,7 +28,7 @@ class ClaimedPoll:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """One step to write: from a poll (with its claim) or from the upstream's webhook."""
+    """One step to write: from a poll, with its claim (or, in benchmarks, without one)."""
 
     task_id: str
     raw_state: str
@@ -94,10 +94,8 @@ class PollQueue:
         for outcome in outcomes:
             args.extend(self._args(outcome, now))
         replies, skipped = await self._apply(args=args)
-        return Applied(
-            [str(r) for r in replies],
-            [(str(s).partition(" ")[0], str(s).partition(" ")[2]) for s in skipped],
-        )
+        pairs = (str(s).split(" ", 1) for s in skipped)
+        return Applied([str(r) for r in replies], [(task_id, tenant) for task_id, tenant in pairs])
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
         step = outcome.step
@@ -126,17 +124,8 @@ class PollQueue:
 
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
-        reply = await self._signal(
-            keys=[keys.task(task_id), keys.DUE],
-            args=[task_id, to_ms(now), signals, keys.PREFIX],
-        )
+        reply = await self._signal(args=[keys.PREFIX, task_id, to_ms(now), signals])
         return str(reply) == "signalled"
-
-    async def read(self, task_id: str) -> tuple[str, TaskState, int] | None:
-        raw_state, polls = await self.redis.hmget(keys.task(task_id), ["state", "polls"])  # type: ignore[misc]
-        if raw_state is None:
-            return None
-        return raw_state, load_state(raw_state), int(polls or 0)
 
     async def pause_upstream(self, until: float) -> None:
         """Hold every worker's calls to the upstream until `until` (a Retry-After)."""

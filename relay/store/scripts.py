@@ -13,10 +13,47 @@ milliseconds.
 
 from __future__ import annotations
 
+# Shared by every script that registers, polls or ends a task: a task's tenants, and
+# each tenant's bookkeeping of its tracked tasks. Every such script takes the key
+# prefix as ARGV[1].
+_TENANTS = """
+local P = ARGV[1]
+
+-- The tenants registered for a task: its hash's fields named 'r:<tenant>'.
+local function tenants_of(tkey)
+  local found = {}
+  for _, field in ipairs(redis.call('HKEYS', tkey)) do
+    if string.sub(field, 1, 2) == 'r:' then found[#found + 1] = string.sub(field, 3) end
+  end
+  return found
+end
+
+-- A tenant's own copy of its tasks' poll times (`tdue:<tenant>`), read only when more
+-- polls are due than the rate allows, to share the rate fairly (CLAIM_POLLS).
+local function tenant_due(tenant, score, id)
+  redis.call('ZADD', P .. 'tdue:' .. tenant, score, id)
+  redis.call('SADD', P .. 'due_tenants', tenant)
+end
+
+local function tenant_done(tenant, id)
+  local tdue = P .. 'tdue:' .. tenant
+  redis.call('ZREM', tdue, id)
+  if redis.call('ZCARD', tdue) == 0 then redis.call('SREM', P .. 'due_tenants', tenant) end
+end
+
+-- The tenant no longer tracks the task (it ended, or the tenant deleted it): it
+-- leaves the tenant's quota and its copy of the poll times.
+local function untrack(tenant, id)
+  redis.call('SREM', P .. 'active:' .. tenant, id)
+  tenant_done(tenant, id)
+end
+"""
+
 # Shared by the scripts that make events: create one delivery per subscriber
 # that asked for the event type and has a webhook URL.
-_FAN_OUT = """
-local P = ARGV[1]
+_FAN_OUT = (
+    _TENANTS
+    + """
 
 local function make_delivery(task_id, tenant, reg, event_id, etype, now, final)
   local suffix = string.sub(redis.sha1hex(event_id .. '|' .. tenant .. '|' .. reg.rid), 1, 26)
@@ -63,28 +100,6 @@ local function wants(reg, etype)
   return false
 end
 
--- A tenant's own copy of its tasks' poll times (`tdue:<tenant>`), read only when more
--- polls are due than the rate allows, to share the rate fairly (CLAIM_POLLS).
-local function tenant_due(tenant, score, id)
-  redis.call('ZADD', P .. 'tdue:' .. tenant, score, id)
-  redis.call('SADD', P .. 'due_tenants', tenant)
-end
-
-local function tenant_done(tenant, id)
-  local tdue = P .. 'tdue:' .. tenant
-  redis.call('ZREM', tdue, id)
-  if redis.call('ZCARD', tdue) == 0 then redis.call('SREM', P .. 'due_tenants', tenant) end
-end
-
--- The tenants registered for a task: its hash's fields named 'r:<tenant>'.
-local function tenants_of(tkey)
-  local found = {}
-  for _, field in ipairs(redis.call('HKEYS', tkey)) do
-    if string.sub(field, 1, 2) == 'r:' then found[#found + 1] = string.sub(field, 3) end
-  end
-  return found
-end
-
 -- Registrations set aside by fan_out because they could not be read: one bad
 -- registration must not stop the event reaching the task's other subscribers.
 local SKIPPED = {}
@@ -112,6 +127,7 @@ local function fan_out(task_id, event_id, etype, now, final, only_tenant)
   return made
 end
 """
+)
 
 # ARGV: prefix, task_id, tenant, registration JSON, initial state JSON, now,
 #       upstream webhook (1: the upstream calls back for this registration, else 0),
@@ -201,8 +217,10 @@ return trimmed
 
 # ARGV: prefix, task_id, tenant, retention ms
 # Returns 1 if a registration was removed, else 0.
-UNREGISTER = """
-local P, id, tenant, retention = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+UNREGISTER = (
+    _TENANTS
+    + """
+local id, tenant, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tkey = P .. 'task:' .. id
 if redis.call('HDEL', tkey, 'r:' .. tenant) == 0 then return 0 end
 redis.call('HDEL', tkey, 'm:' .. tenant)
@@ -211,11 +229,7 @@ if redis.call('HDEL', tkey, 'u:' .. tenant) == 0 and redis.call('HEXISTS', tkey,
 end
 redis.call('HDEL', P .. 'gone:' .. id, tenant)
 redis.call('ZREM', P .. 'tenant:' .. tenant, id)
-redis.call('SREM', P .. 'active:' .. tenant, id)
-redis.call('ZREM', P .. 'tdue:' .. tenant, id)
-if redis.call('ZCARD', P .. 'tdue:' .. tenant) == 0 then
-  redis.call('SREM', P .. 'due_tenants', tenant)
-end
+untrack(tenant, id)
 local listing = P .. 'dlvs:' .. tenant .. ':' .. id
 for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('ZREM', P .. 'dlv_due', did)
@@ -223,17 +237,14 @@ for _, did in ipairs(redis.call('LRANGE', listing, 0, -1)) do
   redis.call('DEL', P .. 'dlv:' .. did, P .. 'dlv:' .. did .. ':attempts')
 end
 redis.call('DEL', listing, P .. 'outbox:' .. tenant .. ':' .. id)
-local remaining = false
-for _, field in ipairs(redis.call('HKEYS', tkey)) do
-  if string.sub(field, 1, 2) == 'r:' then remaining = true break end
-end
-if not remaining then
+if #tenants_of(tkey) == 0 then
   -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
   redis.call('ZREM', P .. 'due', id)
   if redis.call('PTTL', tkey) < 0 then redis.call('PEXPIRE', tkey, retention) end
 end
 return 1
 """
+)
 
 # ARGV: prefix, now, limit, lease ms, rate per second, burst
 # Takes up to `limit` due tasks, as many as the shared token bucket allows,
@@ -242,8 +253,10 @@ return 1
 # Returns {lease, {task_id, state|'', polls, nw|'', signals|'', ...}, limited}:
 # limited is 1 when the rate limit held back tasks that were due; nw and signals
 # are the task hash's fields of those names (see REGISTER and SIGNAL).
-CLAIM_POLLS = """
-local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+CLAIM_POLLS = (
+    _TENANTS
+    + """
+local now, limit, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
 local due, bucket = P .. 'due', P .. 'upstream:bucket'
 local paused = tonumber(redis.call('GET', P .. 'upstream:paused') or '0')
@@ -323,12 +336,7 @@ local function fair_pick(count)
       end
     end
   end
-  for _, entry in ipairs(stale) do
-    redis.call('ZREM', entry[1].key, entry[2])
-    if redis.call('ZCARD', entry[1].key) == 0 then
-      redis.call('SREM', P .. 'due_tenants', entry[1].tenant)
-    end
-  end
+  for _, entry in ipairs(stale) do tenant_done(entry[1].tenant, entry[2]) end
   return picked
 end
 
@@ -358,6 +366,7 @@ for _, id in ipairs(ids) do
 end
 return {lease, out, limited}
 """
+)
 
 # ARGV: prefix, now, retention ms, then for each outcome 10 values:
 #       task_id, lease ('' when not from a claim), expected state JSON,
@@ -411,8 +420,7 @@ local function apply_one(id, lease, expect, new_state, count_poll, next_due, ety
     for _, tenant in ipairs(tenants_of(tkey)) do
       redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
       redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
-      redis.call('SREM', P .. 'active:' .. tenant, id)
-      tenant_done(tenant, id)
+      untrack(tenant, id)
     end
     -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
     redis.call('PUBLISH', P .. 'finals', id)
@@ -433,26 +441,26 @@ return {replies, SKIPPED}
 """
 )
 
-# KEYS: the task's hash, the poll schedule
-# ARGV: task id, now ms, signals (how many quick re-fetches may follow if the
-#       fetch still answers the old state), prefix (for the tenants' own poll times)
+# ARGV: prefix, task id, now ms, signals (how many quick re-fetches may follow if
+#       the fetch still answers the old state)
 # The upstream called back for the task: poll it now, within the shared rate
 # limit like any poll (a claim in flight loses its lease and its write-back, so
 # the fresher fetch wins). Returns 'ignored' for a task nobody tracks or a final
 # one, else 'signalled'.
-SIGNAL = """
-local tkey, due = KEYS[1], KEYS[2]
-local id, now, signals, P = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+SIGNAL = (
+    _TENANTS
+    + """
+local id, now, signals = ARGV[2], ARGV[3], ARGV[4]
+local tkey, due = P .. 'task:' .. id, P .. 'due'
 if not redis.call('ZSCORE', due, id) then return 'ignored' end
 redis.call('ZADD', due, 'XX', 'LT', now, id)
-for _, field in ipairs(redis.call('HKEYS', tkey)) do
-  if string.sub(field, 1, 2) == 'r:' then
-    redis.call('ZADD', P .. 'tdue:' .. string.sub(field, 3), 'XX', 'LT', now, id)
-  end
+for _, tenant in ipairs(tenants_of(tkey)) do
+  redis.call('ZADD', P .. 'tdue:' .. tenant, 'XX', 'LT', now, id)
 end
 redis.call('HSET', tkey, 'sg', signals)
 return 'signalled'
 """
+)
 
 # ARGV: prefix, now, limit, lease ms
 # Returns {lease, {delivery_id, task, tenant, rid, event, type, attempt,
