@@ -167,7 +167,6 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
                 max_tasks=settings.tenant_max_tasks,
             ),
             polls=PollQueue(client, rate=settings.upstream_rate, retention=settings.retention),
-            policy=settings.poll_policy(),
             recorder=Recorder(),
             waiters=Waiters(client),
             openapi=build_spec(ENDPOINTS),

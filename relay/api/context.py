@@ -11,7 +11,6 @@ from starlette.requests import Request
 
 from relay.api.auth import Tenants
 from relay.api.waiters import Waiters
-from relay.core.schedule import PollPolicy
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
@@ -26,7 +25,6 @@ class ApiContext:
     guard: AddressGuard  # webhook URLs checked at registration
     registry: Registry  # registrations, reads, deliveries, redeliver
     polls: PollQueue  # the upstream webhook's signal, the refused-key flag
-    policy: PollPolicy
     recorder: Recorder  # this process's metrics, flushed to Redis
     waiters: Waiters  # long-polls, woken by the finals channel
     openapi: dict[str, Any]  # /openapi.json, built once

@@ -17,9 +17,10 @@ from relay.store.deliveries import is_delivery_id
 
 async def _registered(request: Request) -> tuple[str, str, Registry]:
     """The caller's tenant and the path's task, which that tenant must have registered."""
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     task_id = path_task_id(request)
-    registry: Registry = context(request).registry
+    registry: Registry = ctx.registry
     if await registry.get(tenant, task_id) is None:
         raise ApiError(404, "not_found", "No such task")
     return tenant, task_id, registry
@@ -39,28 +40,31 @@ async def redeliver(request: Request) -> Response:
 
 
 async def failed_deliveries(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     status = request.query_params.get("status", "failed")
     if status != "failed":
         raise ApiError(400, "invalid_query", "status: only failed deliveries are listed", "status")
-    listing, page = await context(request).registry.failed_deliveries(
+    listing, page = await ctx.registry.failed_deliveries(
         tenant, query_int(request, "limit", 50, 1, 200), query_cursor(request)
     )
     return JSONResponse({"deliveries": listing, "next_cursor": cursor_text(page)})
 
 
 async def redeliver_delivery(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     delivery_id = request.path_params["delivery_id"]
     if not is_delivery_id(delivery_id):
         raise ApiError(404, "not_found", "No such delivery")
-    started = await context(request).registry.redeliver_one(tenant, delivery_id, time.time())
+    started = await ctx.registry.redeliver_one(tenant, delivery_id, time.time())
     if started is None:
         raise ApiError(404, "not_found", "No such delivery")
     return JSONResponse({"delivery_id": started}, status_code=202)
 
 
 async def redeliver_failed(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
-    started = await context(request).registry.redeliver_failed(tenant, time.time())
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
+    started = await ctx.registry.redeliver_failed(tenant, time.time())
     return JSONResponse({"delivery_ids": started}, status_code=202)

@@ -21,10 +21,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready while Redis answers; says too whether the upstream accepts the relay's key
     (a refused key does not take the API out of service: registrations still work)."""
+    ctx = context(request)
     try:
         async with asyncio.timeout(2.0):
-            await context(request).registry.ping()
-            refused_since = await context(request).polls.unauthorized_since()
+            await ctx.registry.ping()
+            refused_since = await ctx.polls.unauthorized_since()
     except Exception:
         return error_response(503, "unavailable", "Redis does not answer")
     upstream = "ok" if refused_since is None else "unauthorized"

@@ -28,9 +28,10 @@ class HeldReceiverList(msgspec.Struct):
 
 async def list_held_receivers(request: Request) -> Response:
     """Only receivers this tenant's own deliveries waited for: others' URLs stay unseen."""
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     now = time.time()
-    held = await held_receivers(context(request).redis, tenant, now)
+    held = await held_receivers(ctx.redis, tenant, now)
     return JSONResponse(
         {
             "receivers": [

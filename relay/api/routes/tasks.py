@@ -30,11 +30,12 @@ WAIT_MAX = 60.0  # seconds a long-poll may hold a request
 
 
 async def register_task(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     asked = parse_registration(await read_json(request))
     if asked.webhook_url is not None:
         try:
-            await context(request).guard.check_url(asked.webhook_url)
+            await ctx.guard.check_url(asked.webhook_url)
         except Blocked as exc:
             raise ApiError(422, "webhook_url_forbidden", str(exc), "webhook_url") from None
     registration = Registration(
@@ -47,11 +48,11 @@ async def register_task(request: Request) -> Response:
         metadata=asked.metadata,
         upstream_webhook=asked.upstream_webhook,
     )
-    registry = context(request).registry
+    registry = ctx.registry
     registered = await registry.register(registration)
-    context(request).recorder.inc("relay_registrations_total", registered.outcome.value)
+    ctx.recorder.inc("relay_registrations_total", registered.outcome.value)
     if registered.outcome is RegisterOutcome.QUOTA:
-        limit = context(request).settings.tenant_max_tasks
+        limit = ctx.settings.tenant_max_tasks
         raise ApiError(
             429,
             "quota_exceeded",
@@ -73,13 +74,14 @@ async def register_task(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise ApiError(
             400, "invalid_query", f"status must be one of {', '.join(STATUSES)}", "status"
         )
-    views, page = await context(request).registry.list_tasks(
+    views, page = await ctx.registry.list_tasks(
         tenant,
         status=status,
         limit=query_int(request, "limit", 50, 1, 200),
@@ -99,11 +101,12 @@ async def wait_task(request: Request) -> Response:
     The task is read once at the start, then again only when this process's
     subscription says it may have changed (relay.api.waiters), and at the timeout.
     """
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     task_id = path_task_id(request)
     timeout = query_int(request, "timeout", 30, 0, int(WAIT_MAX))
-    registry = context(request).registry
-    waiters: Waiters = context(request).waiters
+    registry = ctx.registry
+    waiters: Waiters = ctx.waiters
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     with contextlib.ExitStack() as stack:
@@ -154,18 +157,20 @@ async def _client_gone(request: Request) -> None:
 
 
 async def get_task(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
-    view = await context(request).registry.get(tenant, path_task_id(request))
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
+    view = await ctx.registry.get(tenant, path_task_id(request))
     if view is None:
         raise ApiError(404, "not_found", "No such task")
     return JSONResponse(task_resource(view.state, view.registration, view.polls))
 
 
 async def delete_task(request: Request) -> Response:
-    tenant = context(request).tenants.tenant_of(request)
+    ctx = context(request)
+    tenant = ctx.tenants.tenant_of(request)
     task_id = path_task_id(request)
-    if not await context(request).registry.unregister(tenant, task_id):
+    if not await ctx.registry.unregister(tenant, task_id):
         raise ApiError(404, "not_found", "No such task")
     # Its long-polls, in every API process, read it again: a 404 for this tenant's.
-    await context(request).waiters.announce(task_id)
+    await ctx.waiters.announce(task_id)
     return Response(status_code=204)

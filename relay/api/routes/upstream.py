@@ -24,9 +24,10 @@ async def upstream_webhook(request: Request) -> Response:
     The fetch goes through the poll schedule, within the shared rate limit and
     counted in `polls`; it is repeated shortly if it still answers the old state.
     """
-    expected: str | None = context(request).settings.upstream_webhook_secret
+    ctx = context(request)
+    expected: str | None = ctx.settings.upstream_webhook_secret
     given = request.headers.get("x-webhook-secret", "")
-    recorder = context(request).recorder
+    recorder = ctx.recorder
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         recorder.inc("relay_upstream_webhooks_total", "unauthorized")
         raise ApiError(401, "unauthorized", "Missing or wrong x-webhook-secret")
@@ -39,7 +40,7 @@ async def upstream_webhook(request: Request) -> Response:
         normalize(payload, task_id)
     except Malformed as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
-    tracked = await context(request).polls.signal(task_id, time.time(), callbacks.SIGNALS)
+    tracked = await ctx.polls.signal(task_id, time.time(), callbacks.SIGNALS)
     outcome = "signalled" if tracked else "ignored"
     recorder.inc("relay_upstream_webhooks_total", outcome)
     return JSONResponse({"status": outcome}, status_code=202)
