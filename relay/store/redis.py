@@ -20,11 +20,16 @@ from urllib.parse import unquote, urlsplit
 import redis as sync_redis
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from relay.store import keys
 
 SENTINEL_SCHEME = "redis+sentinel"
+
+# What the store talks to: one Redis (plain or Sentinel-managed) or a Redis Cluster.
+# Every key a store call names is in one hash slot, so both answer the same.
+Client = Redis | RedisCluster
 _CLIENT_OPTIONS: dict[str, Any] = {
     # Timeouts keep a Redis outage a quick error (503, a skipped loop turn)
     # rather than a hang; the pool reconnects by itself when Redis is back.
