@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 from arq import cron
+from arq.connections import RedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -40,7 +41,7 @@ from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport, Transport
 from relay.settings import Settings
 from relay.store import DeliveryQueue, PollQueue, connect, maintenance
-from relay.store.redis import arq_settings
+from relay.store.redis import parse_sentinel
 from relay.upstream import UpstreamClient
 from workers.deliverer import Deliverer
 from workers.poller import Poller
@@ -168,6 +169,21 @@ async def sweep(ctx: dict[str, Any]) -> None:
     )
     if trimmed:
         logger.info("swept expired listing entries", extra={"trimmed": trimmed})
+
+
+def arq_settings(url: str) -> RedisSettings:
+    """arq's connection settings for the same Redis."""
+    target = parse_sentinel(url)
+    if target is None:
+        return RedisSettings.from_dsn(url)
+    return RedisSettings(
+        host=list(target.sentinels),
+        sentinel=True,
+        sentinel_master=target.master,
+        database=target.db,
+        username=target.username,
+        password=target.password,
+    )
 
 
 class RelayWorker(Worker):

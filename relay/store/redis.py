@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis as sync_redis
-from arq.connections import RedisSettings
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
@@ -116,21 +115,6 @@ def ping(url: str, timeout: float = 3.0) -> None:
         client.ping()
     finally:
         client.close()
-
-
-def arq_settings(url: str) -> RedisSettings:
-    """arq's connection settings for the same Redis."""
-    target = parse_sentinel(url)
-    if target is None:
-        return RedisSettings.from_dsn(url)
-    return RedisSettings(
-        host=list(target.sentinels),
-        sentinel=True,
-        sentinel_master=target.master,
-        database=target.db,
-        username=target.username,
-        password=target.password,
-    )
 
 
 def now_ms() -> int:
