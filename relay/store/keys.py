@@ -34,6 +34,8 @@ Global:
                              deletes it (wakes /wait; see relay.api.waiters)
   tenants              set   every tenant that ever registered (for the retention sweep)
   rcv_held             zset  origin of each held receiver -> when last touched (ms)
+  sweep_lock           string held (SET NX PX) by the one worker running the sweep job
+  worker:{name}        string a worker's heartbeat, expiring a while after its last report
 Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
 expiring `STATE_TTL` after its last write:
   rcv:{origin}         hash  the breaker: failures in a row, window, hold, probe lease
@@ -60,6 +62,11 @@ DUE_TENANTS = PREFIX + "due_tenants"
 DUE_TURN = PREFIX + "due_turn"
 FINALS = PREFIX + "finals"  # pub/sub channel: the id of each task as it becomes final
 HELD_RECEIVERS = PREFIX + "rcv_held"
+SWEEP_LOCK = PREFIX + "sweep_lock"
+
+
+def worker_health(name: str) -> str:
+    return f"{PREFIX}worker:{name}"
 
 
 def task(task_id: str) -> str:
