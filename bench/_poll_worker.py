@@ -4,9 +4,9 @@
 
 Settings come from the environment, as for `relay worker`. The worker is
 built by the product's own `workers.worker.startup` (the Poller, the
-Deliverer and the metrics loop, exactly as arq's startup hook builds them),
-under uvloop and the product's logging, as `relay worker` runs it; only arq's
-hosting (its own Redis pool, health-check key and cron) is left out. With a
+Deliverer and the metrics loop, exactly as `relay worker` builds them), under
+uvloop and the product's logging, as `relay worker` runs it; only the host's
+periodic jobs (the report and heartbeat, the sweep) are left out. With a
 transport other than aiohttp, the Poller's transport is swapped before its
 loop has made a single call (and httpx's per-request INFO lines are
 silenced). Prints `READY`; SIGTERM runs the product's
@@ -24,7 +24,7 @@ from typing import Any
 
 from relay import logs
 from relay.settings import REQUIRED_BY, load_settings
-from workers.worker import relay_context, shutdown, startup
+from workers.worker import shutdown, startup
 
 
 def transport_for(name: str, max_connections: int) -> Any:
@@ -46,12 +46,10 @@ async def run(transport: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    ctx: dict[str, Any] = {"settings": settings}
-    await startup(ctx)
+    worker = await startup(settings)
     # startup() has created the loops' tasks but none has run yet: nothing awaited since.
     if transport != "aiohttp":
         replacement = transport_for(transport, settings.poll_concurrency)
-        worker = relay_context(ctx)
         original = worker.poller.upstream.transport
         worker.poller.upstream.transport = replacement
         worker.transports = (replacement, *worker.transports[1:])
@@ -61,7 +59,7 @@ async def run(transport: str) -> None:
     await stop.wait()
     if lag is not None:
         await lag
-    await shutdown(ctx)
+    await shutdown(worker)
 
 
 async def _watch_lag(stop: asyncio.Event) -> None:

@@ -6,7 +6,7 @@
 upstream answers `processing` with a percentage moving linearly to each
 task's planned end and `finished` (a four-image grid) from then on, and notes
 when it first served `finished` for each task. A real `relay worker` process
-(arq-hosted, `python -m relay worker`) polls them, registered through the
+(`python -m relay worker`, as deployed) polls them, registered through the
 registration Lua script; a receiver process notes when each task's
 `task.succeeded` webhook arrived.
 

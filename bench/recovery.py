@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.recovery [--tiny]
 
-Two real `relay worker` processes (arq-hosted, `python -m relay worker`)
+Two real `relay worker` processes (`python -m relay worker`, as deployed)
 poll 5,000 tasks (each in the steady `processing 50%` state, polled every
 RELAY_POLL_MAX_INTERVAL = 2 s, first polls spread over 2 s, so polls
 run all the time) against a stand-in that takes 50 ms per answer (as a

@@ -107,15 +107,15 @@ def run_api(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    import workers
     from relay import logs
-    from workers import build_worker
 
     settings = load_settings(require=REQUIRED_BY["worker"])
     logs.setup(settings.log_level)
     if not check_redis(settings):
         return 1
     _use_uvloop()
-    build_worker(settings).run()
+    workers.run(settings)
     return 0
 
 

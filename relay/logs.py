@@ -22,5 +22,3 @@ def setup(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # arq logs every job at INFO; the relay's own lines say what matters.
-    logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))

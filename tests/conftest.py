@@ -18,7 +18,7 @@ from relay.api import create_app
 from relay.devtools.redis_server import RedisServer, free_port
 from relay.settings import Settings, load_settings
 from support.servers import Receiver, ScriptedUpstream
-from workers.worker import shutdown, startup
+from workers.worker import WorkerContext, shutdown, startup
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef").decode()
 API_KEYS = "alpha=key-alpha-0123456789,alpha=key-alpha-0123456789-2,beta=key-beta-0123456789"
@@ -153,20 +153,21 @@ async def api(settings: Settings, redis: Redis) -> AsyncIterator[Api]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    """The worker's loops in this process, exactly as arq's startup/shutdown run them."""
-    ctx: dict[str, Any] = {"settings": settings}
-    await startup(ctx)
+async def running_worker(settings: Settings) -> AsyncIterator[WorkerContext]:
+    """The worker's loops in this process, started and stopped by the worker's own
+    startup/shutdown as `relay worker` runs them (its periodic jobs are left out: tests
+    call them when they need them)."""
+    worker = await startup(settings)
     try:
-        yield ctx
+        yield worker
     finally:
-        await shutdown(ctx)
+        await shutdown(worker)
 
 
 @pytest.fixture
-async def worker(settings: Settings, redis: Redis) -> AsyncIterator[dict[str, Any]]:
-    async with running_worker(settings) as ctx:
-        yield ctx
+async def worker(settings: Settings, redis: Redis) -> AsyncIterator[WorkerContext]:
+    async with running_worker(settings) as running:
+        yield running
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,6 @@
-"""The relay's worker process: polling the upstream and delivering webhooks, hosted by arq."""
+"""The relay's worker process: polling the upstream and delivering webhooks, hosted by
+workers.host (signals, startup and shutdown, periodic jobs)."""
 
-from workers.worker import build_worker
+from workers.worker import run
 
-__all__ = ["build_worker"]
+__all__ = ["run"]

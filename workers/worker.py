@@ -1,8 +1,8 @@
 """The worker's whole life, top to bottom.
 
-`relay worker` builds an arq `Worker` from the settings. arq hosts the
-process (signals, its Redis pool, cron); on startup the worker opens one
-pooled HTTP client per purpose and starts two long-running loops:
+`relay worker` runs `run`: workers.host hosts the process (stop signals,
+periodic jobs) around `startup` and `shutdown`. On startup the worker opens
+one pooled HTTP client per purpose and starts two long-running loops:
 
 - the poller claims due tasks from the `due` sorted set in batches under a
   lease (and within the shared rate limit), fetches them from the upstream,
@@ -12,27 +12,27 @@ pooled HTTP client per purpose and starts two long-running loops:
   signed, and records each attempt; the poller wakes it when it has just
   made events.
 
-Both are a `ClaimLoop` (workers/claim_loop.py).
+Both are a `ClaimLoop` (workers/claim_loop.py). Besides them, two periodic
+jobs: `report` (every minute: a log line and this worker's heartbeat key)
+and `sweep` (twice an hour, on one worker at a time: trims listings).
 
-Neither is an arq job: a job per poll caps out near 2,000/s and cannot
-reuse its own id while it runs, and leases on sorted sets give back a
-killed worker's claims within seconds. On SIGTERM arq cancels its own jobs
-and calls `shutdown`, which stops claiming, lets in-flight calls finish
-(bounded by their timeouts) and writes their outcomes; anything it could
-not finish comes back to another worker when its lease ends.
+Leases on sorted sets give back a killed worker's claims within seconds. On
+SIGTERM `shutdown` stops claiming, lets in-flight calls finish (bounded by
+their timeouts and `SHUTDOWN_GRACE`) and writes their outcomes; anything it
+could not finish comes back to another worker when its lease ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import logging
+import os
+import socket
 import time
-from typing import Any
 
-from arq import cron
-from arq.connections import RedisSettings
-from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,24 +40,26 @@ from relay.delivery import WebhookSender
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport, Transport
 from relay.settings import Settings
-from relay.store import DeliveryQueue, PollQueue, connect, maintenance
-from relay.store.redis import parse_sentinel
+from relay.store import DeliveryQueue, PollQueue, connect, keys, maintenance
 from relay.upstream import UpstreamClient
+from workers import host
 from workers.deliverer import Deliverer
+from workers.host import At, Job, Lock
 from workers.poller import Poller
 
 logger = logging.getLogger("relay.worker")
 
-ARQ_QUEUE = "relay:arq"
 SHUTDOWN_GRACE = 20.0  # seconds to finish in-flight work; Kubernetes allows 30 by default
+# A heartbeat outlives its report by one missed minute, so a live worker's key never lapses.
+HEARTBEAT_TTL = 150.0
 
 
 @dataclasses.dataclass
 class WorkerContext:
-    """What the worker runs, kept in arq's context under `relay` (arq hands its jobs a
-    plain dict; everything the relay puts there is this one typed object)."""
+    """What the worker runs; its jobs and `shutdown` take it."""
 
     settings: Settings
+    name: str  # this process's, unique among the workers: its heartbeat key, its job locks
     redis: Redis
     transports: tuple[Transport, ...]  # closed at shutdown
     poller: Poller
@@ -68,13 +70,12 @@ class WorkerContext:
     metrics_loop: asyncio.Task[None]
 
 
-def relay_context(ctx: dict[str, Any]) -> WorkerContext:
-    found: WorkerContext = ctx["relay"]
-    return found
+def worker_name() -> str:
+    """The host name (a pod's name on Kubernetes) and the process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
+async def startup(settings: Settings) -> WorkerContext:
     redis = connect(settings.redis_url)
     upstream_transport = AiohttpTransport(max_connections=settings.poll_concurrency)
     webhook_transport = AiohttpTransport(
@@ -113,8 +114,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     poller.on_events = deliverer.wake.set
     stopping = asyncio.Event()
-    ctx["relay"] = WorkerContext(
+    worker = WorkerContext(
         settings=settings,
+        name=worker_name(),
         redis=redis,
         transports=(upstream_transport, webhook_transport),
         poller=poller,
@@ -127,39 +129,43 @@ async def startup(ctx: dict[str, Any]) -> None:
         ],
         metrics_loop=asyncio.create_task(recorder.run(redis, stopping), name="metrics"),
     )
-    logger.info("worker started: polling %s", settings.upstream_url)
+    logger.info("worker started: polling %s", settings.upstream_url, extra={"worker": worker.name})
+    return worker
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    if "relay" not in ctx:
-        return
-    worker = relay_context(ctx)
+async def shutdown(worker: WorkerContext) -> None:
     worker.stopping.set()
     _done, pending = await asyncio.wait(worker.loops, timeout=SHUTDOWN_GRACE)
     for task in pending:
         task.cancel()
     await worker.metrics_loop
+    # Gone at once rather than at its TTL: a stopped worker is not mistaken for a live one.
+    with contextlib.suppress(RedisError, OSError):
+        await worker.redis.delete(keys.worker_health(worker.name))
     for transport in worker.transports:
         await transport.close()
     await worker.redis.aclose()
     logger.info("worker stopped")
 
 
-async def report(ctx: dict[str, Any]) -> None:
-    """A periodic line on what the loops hold, for operators reading logs."""
-    worker = relay_context(ctx)
+async def report(worker: WorkerContext) -> None:
+    """A periodic line on what the loops hold, for operators reading logs, and the
+    heartbeat: `relay:worker:<name>` lives while this worker does."""
     logger.info(
         "worker alive",
         extra={
+            "worker": worker.name,
             "polls_in_flight": worker.poller.in_flight,
             "deliveries_in_flight": worker.deliverer.in_flight,
         },
     )
+    await worker.redis.set(
+        keys.worker_health(worker.name), str(time.time()), px=round(HEARTBEAT_TTL * 1000)
+    )
 
 
-async def sweep(ctx: dict[str, Any]) -> None:
-    """Trim listings of expired tasks (arq runs each cron tick on one worker only)."""
-    worker = relay_context(ctx)
+async def sweep(worker: WorkerContext) -> None:
+    """Trim listings of expired tasks (on one worker at a time: see JOBS)."""
     settings = worker.settings
     trimmed = await maintenance.sweep(
         worker.redis,
@@ -171,58 +177,15 @@ async def sweep(ctx: dict[str, Any]) -> None:
         logger.info("swept expired listing entries", extra={"trimmed": trimmed})
 
 
-def arq_settings(url: str) -> RedisSettings:
-    """arq's connection settings for the same Redis."""
-    target = parse_sentinel(url)
-    if target is None:
-        return RedisSettings.from_dsn(url)
-    return RedisSettings(
-        host=list(target.sentinels),
-        sentinel=True,
-        sentinel_master=target.master,
-        database=target.db,
-        username=target.username,
-        password=target.password,
-    )
+JOBS: tuple[Job[WorkerContext], ...] = (
+    Job("report", At(seconds=(0,)), report, at_start=True),
+    # Ten minutes held: far more than clock skew or a sweep, far less than the 30 between.
+    Job("sweep", At(seconds=(30,), minutes=(7, 37)), sweep, lock=Lock(keys.SWEEP_LOCK, 600.0)),
+)
 
 
-class RelayWorker(Worker):
-    """arq's worker, made to ride out a Redis outage.
-
-    arq's own loop lets a Redis error escape and end the process; the relay's
-    loops already wait for Redis to come back, so arq's turn is skipped
-    instead, and shutdown always reaches `on_shutdown`.
-    """
-
-    async def _poll_iteration(self) -> None:
-        try:
-            await super()._poll_iteration()
-        except (RedisError, OSError) as exc:
-            logger.warning("arq poll skipped, Redis unavailable: %s", exc)
-            await asyncio.sleep(1.0)
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        except (RedisError, OSError) as exc:
-            logger.warning("arq close without Redis: %s", exc)
-            if self.on_shutdown:
-                await self.on_shutdown(self.ctx)
-
-
-def build_worker(settings: Settings) -> Worker:
-    return RelayWorker(
-        functions=[],
-        cron_jobs=[
-            cron(report, second={0}, run_at_startup=False),
-            cron(sweep, minute={7, 37}, second={30}, run_at_startup=False),
-        ],
-        redis_settings=arq_settings(settings.redis_url),
-        queue_name=ARQ_QUEUE,
-        on_startup=startup,
-        on_shutdown=shutdown,
-        ctx={"settings": settings},
-        handle_signals=True,
-        health_check_key=f"{ARQ_QUEUE}:health-check",
-        poll_delay=1.0,
+def run(settings: Settings) -> None:
+    """The `relay worker` process, until SIGTERM or SIGINT."""
+    asyncio.run(
+        host.serve(startup=functools.partial(startup, settings), shutdown=shutdown, jobs=JOBS)
     )

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,8 @@ from yamllint.config import YamlLintConfig
 from relay.cli import _parser as cli_parser
 from relay.devtools.redis_server import RedisServer, find_redis_server, free_port
 from relay.settings import _VARIABLES, REQUIRED_BY, Settings, load_settings
+from relay.store import keys
 from tests.conftest import fast_env
-from workers.worker import ARQ_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -737,19 +738,22 @@ def test_the_image_default_command_serves_the_api_and_stops_on_sigterm(
 
 
 def test_the_compose_worker_command_runs_and_stops_on_sigterm(redis_server: RedisServer) -> None:
-    health_key = f"{ARQ_QUEUE}:health-check"
     client = redis.Redis.from_url(redis_server.url)
-    client.delete(health_key)
     process = start(compose()["services"]["worker"]["command"], process_env(redis_server))
+    # The worker's heartbeat, written once startup (the relay's loops) has run.
+    heartbeat = keys.worker_health(f"{socket.gethostname()}:{process.pid}")
     try:
-        # arq records its health key once startup (the relay's loops) has run.
-        wait_until(lambda: client.exists(health_key) == 1, process)
+        wait_until(lambda: client.exists(heartbeat) == 1, process)
+        assert client.pttl(heartbeat) > 0
         time.sleep(0.3)
         assert process.poll() is None
     finally:
         returncode, stderr = stop(process)
+    try:
+        assert returncode == 0, stderr
+        assert client.exists(heartbeat) == 0, "a stopped worker leaves no heartbeat"
+    finally:
         client.close()
-    assert returncode == 0, stderr
 
 
 def test_the_compose_simulator_command_serves(redis_server: RedisServer) -> None:

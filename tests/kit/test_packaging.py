@@ -12,7 +12,7 @@ import relay_client
 
 import relay.client
 
-BLOCKED = ("starlette", "aiohttp", "redis", "msgspec", "arq", "uvicorn", "relay", "workers")
+BLOCKED = ("starlette", "aiohttp", "redis", "msgspec", "uvicorn", "relay", "workers")
 
 PROGRAM = textwrap.dedent(
     """

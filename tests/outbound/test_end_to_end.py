@@ -19,6 +19,7 @@ from support.servers import Canned, Fronting, Receiver, ScriptedUpstream
 from tests.api.test_metrics import scrape
 from tests.conftest import WEBHOOK_SECRET, Api
 from tests.outbound import bomb_handler
+from workers.worker import WorkerContext
 
 # SSL_CERT_FILE first: the worker reads it when it builds its transports.
 pytestmark = pytest.mark.usefixtures("trust_ca", "worker")
@@ -167,7 +168,7 @@ async def test_a_trickle_slower_than_the_timeout_is_a_timeout_fault(
 
 @pytest.mark.parametrize("manners", [{"untrusted": True}])
 async def test_an_upstream_with_an_untrusted_certificate_is_a_tls_fault_retried(
-    api: Api, upstream: ScriptedUpstream, worker: dict[str, Any]
+    api: Api, upstream: ScriptedUpstream, worker: WorkerContext
 ) -> None:
     task_id = new_id()
     upstream.script(task_id, {"task_id": task_id, **FINISHED})
@@ -175,7 +176,7 @@ async def test_an_upstream_with_an_untrusted_certificate_is_a_tls_fault_retried(
     await polls_counted(api, "tls", at_least=2)
     assert upstream.calls[task_id] == 0, "nothing was sent over the unverified connection"
     assert (await api.task(task_id)).json()["status"] == "queued"
-    assert not any(loop.done() for loop in worker["relay"].loops), "the worker runs on"
+    assert not any(loop.done() for loop in worker.loops), "the worker runs on"
 
 
 async def test_a_receiver_with_an_untrusted_certificate_is_a_failed_attempt_retried(

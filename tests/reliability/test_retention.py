@@ -26,7 +26,7 @@ from support.servers import Canned, Receiver, ScriptedUpstream
 from support.waiting import eventually
 from tests.conftest import Api
 from tests.reliability import test_delivery_semantics as semantics
-from workers.worker import sweep
+from workers.worker import WorkerContext, sweep
 
 RETENTION = 2.5
 DEADLINE = 3.0
@@ -73,7 +73,7 @@ async def delivery_ids(api: Api, task_id: str, status: str) -> list[str]:
 @pytest.mark.parametrize("env_overrides", [ENV])
 async def test_once_retention_has_passed_no_key_of_a_task_is_left(
     api: Api,
-    worker: dict[str, Any],
+    worker: WorkerContext,
     upstream: ScriptedUpstream,
     redis: Redis,
     receivers: list[Receiver],

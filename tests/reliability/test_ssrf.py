@@ -29,6 +29,7 @@ from support.processes import Proc, clean_env, wait_ready
 from support.servers import Canned, Receiver, ScriptedUpstream
 from support.waiting import eventually
 from tests.conftest import Api, fast_env
+from workers.worker import WorkerContext
 
 LOOPBACK_SPELLINGS = [
     "http://127.0.0.1:{port}/",
@@ -261,7 +262,7 @@ async def test_a_name_resolving_to_a_non_public_address_at_connection_is_blocked
 @pytest.mark.parametrize("env_overrides", [NO_PRIVATE])
 async def test_a_name_resolving_to_loopback_at_delivery_is_blocked(
     api: Api,
-    worker: dict[str, Any],
+    worker: WorkerContext,
     upstream: ScriptedUpstream,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,

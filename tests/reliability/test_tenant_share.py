@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -29,6 +28,7 @@ from tests.conftest import WEBHOOK_SECRET, Api
 from tests.reliability.test_breaker_scripts import claimed as claimed_at_one
 from tests.reliability.test_breaker_scripts import due_at
 from tests.reliability.test_receivers_isolated import BETA_KEY, register_finished
+from workers.worker import WorkerContext
 
 T0 = 1_800_000_000.0
 SLOTS = 200  # the worker's RELAY_DELIVERY_CONCURRENCY (the default)
@@ -144,7 +144,7 @@ class ManyPorts:
 
 
 @pytest.fixture
-async def tarpit(worker: dict[str, Any]) -> AsyncIterator[ManyPorts]:
+async def tarpit(worker: WorkerContext) -> AsyncIterator[ManyPorts]:
     # Stopped before the worker (it depends on it): the worker's attempts then end at
     # once as it stops, not at their timeout.
     server = ManyPorts()

@@ -11,8 +11,6 @@ asserted within a generous bound, never a timing.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -26,6 +24,7 @@ from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, Api
 from tests.reliability import test_delivery_semantics as semantics
 from tests.reliability import test_receivers_isolated as isolated
+from workers.worker import WorkerContext
 
 QUOTA = 100
 ENV = {
@@ -81,7 +80,7 @@ async def deep_registration(api: Api, task_id: str, depth: int) -> httpx.Respons
 @pytest.mark.parametrize("env_overrides", [ENV])
 async def test_a_hostile_tenant_does_not_stop_another_tenants_final_events(
     api: Api,
-    worker: dict[str, Any],
+    worker: WorkerContext,
     upstream: ScriptedUpstream,
     redis: Redis,
     tarpit: Tarpit,
