@@ -24,9 +24,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from redis.asyncio import Redis
 
 from relay.store import stats
+from relay.store.redis import Client
 
 logger = logging.getLogger("relay.metrics")
 
@@ -99,7 +99,7 @@ class Recorder:
         field = _field(name + "_sum", ())
         self._sums[field] = self._sums.get(field, 0.0) + value
 
-    async def flush(self, redis: Redis) -> None:
+    async def flush(self, redis: Client) -> None:
         if not self._counts and not self._sums:
             return
         counts, sums = self._counts, self._sums
@@ -113,7 +113,7 @@ class Recorder:
                 self._sums[field] = self._sums.get(field, 0.0) + total
             raise
 
-    async def run(self, redis: Redis, stopping: asyncio.Event) -> None:
+    async def run(self, redis: Client, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), FLUSH_INTERVAL)
@@ -133,7 +133,7 @@ class _Static:
         return self._families
 
 
-async def render(redis: Redis) -> bytes:
+async def render(redis: Client) -> bytes:
     snap = await stats.snapshot(redis, time.time())
     stored = snap.counters
     families: list[Metric] = []

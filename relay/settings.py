@@ -135,18 +135,16 @@ def _bool(raw: str) -> bool:
 
 
 def _redis_url(raw: str) -> str:
-    from relay.store.redis import parse_sentinel
+    from relay.store.redis import CLUSTER_SCHEMES, parse_cluster, parse_sentinel
 
-    scheme = urlsplit(raw).scheme
-    if scheme in {"redis+cluster", "rediss+cluster"}:
-        # Said plainly at start rather than failing later with CROSSSLOT errors.
+    if urlsplit(raw).scheme not in {"redis", "rediss", "unix", "redis+sentinel", *CLUSTER_SCHEMES}:
         raise ValueError(
-            "Redis Cluster is not supported yet: use one Redis (redis://, rediss://, unix://)"
-            " or a Sentinel-managed one (redis+sentinel://)"
+            "must start with redis://, rediss://, unix://, redis+sentinel://,"
+            " redis+cluster:// or rediss+cluster://"
         )
-    if scheme not in {"redis", "rediss", "unix", "redis+sentinel"}:
-        raise ValueError("must start with redis://, rediss://, unix:// or redis+sentinel://")
-    parse_sentinel(raw)  # raises ValueError for a malformed Sentinel URL
+    # Each raises ValueError for a malformed URL of its kind.
+    parse_sentinel(raw)
+    parse_cluster(raw)
     return raw
 
 

@@ -404,8 +404,43 @@ def test_the_redis_password_never_appears_in_repr() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "rediss+cluster://h:7000/"]
+    "url",
+    [
+        "redis+cluster://127.0.0.1:7000",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/",
+        "redis+cluster://:s3cret@redis-0.redis:6379,redis-1.redis:6379",
+        "redis+cluster://relay:s3cret@[::1]:7000/",
+        "rediss+cluster://cluster.example.com:6380",
+    ],
 )
-def test_a_cluster_url_is_refused_with_a_line_that_says_why(url: str) -> None:
-    with pytest.raises(SettingsError, match=r"RELAY_REDIS_URL.*Redis Cluster is not supported yet"):
+def test_cluster_urls_accepted(url: str) -> None:
+    assert load_settings({"RELAY_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://", "each seed node must be host:port"),
+        ("redis+cluster:///", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:7000,", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:port", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:-1", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:70000", "each seed node must be host:port"),
+        ("redis+cluster://:pw@:7000", "each seed node must be host:port"),
+        ("redis+cluster://127.0.0.1:7000/0", "takes no path"),
+        ("rediss+cluster://127.0.0.1:7000/relay", "takes no path"),
+        ("redis+cluster://127.0.0.1:7000?ssl_cert_reqs=none", "nothing after the seed nodes"),
+        ("redis+clusters://127.0.0.1:7000", "must start with"),
+    ],
+)
+def test_malformed_cluster_urls_are_refused_naming_the_setting(url: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^RELAY_REDIS_URL: .*{says}"):
         load_settings({"RELAY_REDIS_URL": url})
+
+
+def test_a_cluster_password_is_masked_in_logs_and_repr() -> None:
+    settings = load_settings({"RELAY_REDIS_URL": "redis+cluster://:pw-xyz@h1:7000,h2:7000/"})
+    assert "pw-xyz" not in repr(settings)
+    assert settings.redis_url_redacted == "redis+cluster://:***@h1:7000,h2:7000/"

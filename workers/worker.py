@@ -33,7 +33,6 @@ import os
 import socket
 import time
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.delivery import WebhookSender
@@ -41,6 +40,7 @@ from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport, Transport
 from relay.settings import Settings
 from relay.store import DeliveryQueue, PollQueue, connect, keys, maintenance
+from relay.store.redis import Client
 from relay.upstream import UpstreamClient
 from workers import host
 from workers.deliverer import Deliverer
@@ -60,7 +60,7 @@ class WorkerContext:
 
     settings: Settings
     name: str  # this process's, unique among the workers: its heartbeat key, its job locks
-    redis: Redis
+    redis: Client
     transports: tuple[Transport, ...]  # closed at shutdown
     poller: Poller
     deliverer: Deliverer

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -21,6 +20,7 @@ from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
 from relay.store import PollQueue, Registry, connect
+from relay.store.redis import Client
 
 E = schemas.Error
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size")
@@ -149,7 +149,7 @@ ENDPOINTS: list[Endpoint] = [
 ]  # fmt: skip
 
 
-def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
+def create_app(settings: Settings, redis: Client | None = None) -> Starlette:
     """The API app. With `redis` given, the caller owns that client."""
 
     @contextlib.asynccontextmanager

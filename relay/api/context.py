@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from redis.asyncio import Redis
 from starlette.requests import Request
 
 from relay.api.auth import Tenants
@@ -15,12 +14,13 @@ from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
 from relay.store import PollQueue, Registry
+from relay.store.redis import Client
 
 
 @dataclasses.dataclass(frozen=True)
 class ApiContext:
     settings: Settings
-    redis: Redis
+    redis: Client
     tenants: Tenants  # the API keys, and which tenant a request's key names
     guard: AddressGuard  # webhook URLs checked at registration
     registry: Registry  # registrations, reads, deliveries, redeliver

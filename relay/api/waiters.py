@@ -10,6 +10,9 @@ A publish made while the subscription is down is lost, so whenever the
 subscription is lost or comes back every waiter is woken to read once, and
 while it is down each one reads again every `FALLBACK` seconds: nobody waits
 past their timeout on a wake-up that cannot come.
+
+On a Redis Cluster the subscription is on one node (any node hears a PUBLISH);
+each new attempt after a loss tries another (`relay.store.redis.subscriber`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.store import keys
+from relay.store.redis import Client, publish, subscriber
 
 logger = logging.getLogger("relay.api")
 
@@ -64,12 +67,13 @@ class Waiter:
 class Waiters:
     """Task id -> its open waiters, and the subscription that wakes them."""
 
-    def __init__(self, redis: Redis, *, cap: int = MAX_WAITS) -> None:
+    def __init__(self, redis: Client, *, cap: int = MAX_WAITS) -> None:
         self.redis = redis
         self.cap = cap
         self._by_task: dict[str, set[Waiter]] = {}
         self._open = 0
         self._live = False
+        self._attempts = 0  # to subscribe: on a cluster, each on another node
 
     @property
     def live(self) -> bool:
@@ -99,7 +103,7 @@ class Waiters:
 
     async def announce(self, task_id: str) -> None:
         """Wake the task's waiters in every API process (this one included)."""
-        await self.redis.publish(keys.FINALS, task_id)
+        await publish(self.redis, keys.FINALS, task_id)
 
     def wake(self, task_id: str) -> None:
         for waiter in self._by_task.get(task_id, ()):
@@ -128,21 +132,23 @@ class Waiters:
             await asyncio.sleep(RETRY)
 
     async def _listen(self) -> None:
-        pubsub = self.redis.pubsub()
-        try:
-            await pubsub.subscribe(keys.FINALS)
-            while True:
-                message = await pubsub.get_message(timeout=LISTEN_STEP)
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    if not self._live:
-                        logger.info("long-poll subscription to %s in place", keys.FINALS)
-                    self._live = True
-                    # Whatever was published before this moment may never have reached us.
-                    self._wake_all()
-                elif message["type"] == "message":
-                    self.wake(str(message["data"]))
-        finally:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._attempts += 1
+        async with subscriber(self.redis, self._attempts) as redis:
+            pubsub = redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.FINALS)
+                while True:
+                    message = await pubsub.get_message(timeout=LISTEN_STEP)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        if not self._live:
+                            logger.info("long-poll subscription to %s in place", keys.FINALS)
+                        self._live = True
+                        # Whatever was published before this moment may never have reached us.
+                        self._wake_all()
+                    elif message["type"] == "message":
+                        self.wake(str(message["data"]))
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

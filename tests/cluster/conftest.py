@@ -8,6 +8,8 @@ import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from relay.devtools.redis_cluster import ClusterServers
+from relay.store.cluster_client import RelayCluster
+from relay.store.redis import connect
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +28,29 @@ async def cluster_client(redis_cluster: ClusterServers) -> AsyncIterator[RedisCl
     await client.flushall(target_nodes=RedisCluster.PRIMARIES)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def seed_url(redis_cluster: ClusterServers) -> str:
+    """The contract's URL with one seed only (a replica when the session began): the
+    relay must find the rest of the cluster by itself."""
+    host, port = redis_cluster.seeds[-1]
+    return f"redis+cluster://{host}:{port}"
+
+
+@pytest.fixture
+async def relay_client(seed_url: str) -> AsyncIterator[RelayCluster]:
+    """The client the relay itself opens for `seed_url`."""
+    client = connect(seed_url)
+    assert isinstance(client, RelayCluster)
+    yield client
+    await client.aclose()
+
+
+def key_of(client: RedisCluster, slots: tuple[tuple[int, int], ...], prefix: str = "k") -> str:
+    """A key whose hash slot is in `slots` (computed locally, as the client routes it)."""
+    return next(
+        key
+        for key in (f"{prefix}{index}" for index in range(100_000))
+        if any(first <= client.keyslot(key) <= last for first, last in slots)
+    )
