@@ -173,7 +173,13 @@ class Deliverer(ClaimLoop[ClaimedDelivery, Done]):
 def _candidate(delivery: ClaimedDelivery) -> Candidate:
     assert delivery.registration is not None and delivery.registration.webhook_url is not None
     return Candidate(
-        delivery.id, delivery.lease, delivery.tenant, _origin_of(delivery.registration.webhook_url)
+        delivery.id,
+        delivery.lease,
+        delivery.tenant,
+        _origin_of(delivery.registration.webhook_url),
+        created=delivery.created,
+        series_start=delivery.series_start,
+        fresh=delivery.fresh,
     )
 
 

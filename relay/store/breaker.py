@@ -43,10 +43,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from redis.asyncio import Redis
-
 from relay.store import keys
-from relay.store.redis import to_ms
+from relay.store.calls import Call, run, script
+from relay.store.redis import Client, to_ms
 
 if TYPE_CHECKING:
     from relay.delivery.receivers import Verdict
@@ -62,21 +61,23 @@ STATE_TTL = 600.0  # seconds a receiver's state outlives its last attempt
 
 Admission = Literal["go", "probe", "held", "busy", "share", "expired", "lost"]
 
+# Every breaker script works on one receiver's keys (keys.receiver_keys: its hash, its
+# in-flight, parked and retrying sets, one hash tag) and answers what the caller must
+# then write elsewhere: the due times of deliveries (their shards), the tenants' notes
+# and share sets (their tags) and the global set of held receivers.
 _COMMON = """
-local P, now = ARGV[1], tonumber(ARGV[2])
-local threshold, w0, wmax = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local idle, park, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local due, held_all = P .. 'dlv_due', P .. 'rcv_held'
+local now = tonumber(ARGV[1])
+local threshold, w0, wmax = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local idle, park, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 
 -- f: failures in a row; ok: window growth; lok: last success; hs: held since (0: not
 -- held); hu: next probe allowed at; h: current hold; pl, pd: the probe's lease and
 -- member; pc: the parked delivery scheduled to come back as the next probe.
 local FIELDS = {'f', 'ok', 'lok', 'hs', 'hu', 'h', 'pl', 'pd', 'pc'}
 
-local function load(o)
-  local key = P .. 'rcv:' .. o
-  local r = redis.call('HMGET', key, unpack(FIELDS))
-  local s = {key = key, flying = key .. ':f', parked = key .. ':q', retrying = key .. ':r'}
+local function load()
+  local r = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+  local s = {key = KEYS[1], flying = KEYS[2], parked = KEYS[3], retrying = KEYS[4]}
   for i, name in ipairs(FIELDS) do s[name] = tonumber(r[i] or '0') or 0 end
   s.pd, s.pc = r[8] or '', r[9] or ''
   return s
@@ -100,257 +101,195 @@ local function limit(s)
   return window
 end
 
--- Schedule the oldest parked delivery as the next probe, at the hold's end.
+-- The oldest parked delivery becomes the next probe, due at the hold's end: PROBE is
+-- answered for the caller to move its due time (if it still has one).
+local PROBE = {}
 local function schedule_probe(s)
-  s.pc = ''
-  while true do
-    local first = redis.call('ZRANGE', s.parked, 0, 0)[1]
-    if not first then return end
-    if redis.call('ZSCORE', due, first) then
-      redis.call('ZADD', due, s.hu, first)
-      s.pc = first
-      return
-    end
-    redis.call('ZREM', s.parked, first)
-  end
-end
-
--- A tenant's deliveries parked over its share of a worker's slots -> creation (ms).
-local function share_key(tenant) return P .. 'rcv:share:' .. tenant end
-
-local function note_tenant(tenant, o)
-  local key = P .. 'rcv_held:' .. tenant
-  redis.call('ZADD', key, now, o)
-  redis.call('PEXPIRE', key, ttl)
+  local first = redis.call('ZRANGE', s.parked, 0, 0)[1]
+  s.pc = first or ''
+  if first then PROBE = {first, s.hu} end
 end
 """
 
-# ARGV: prefix, now, hold_after, window start, window max, idle ms, park ms, ttl ms,
-#       span ms, k, then k times (tenant, attempts it may still start in the asking
-#       worker), then per receiver: origin, n, and n times (delivery id, lease, tenant)
-# Returns one admission per delivery, in order.
+# KEYS: keys.receiver_keys(origin)
+# ARGV: now, hold_after, window start, window max, idle ms, park ms, ttl ms, span ms,
+#       then per delivery: id, lease, created ms, series start ms, fresh (1: a redelivered
+#       series not yet attempted), fits (1: its tenant has room in its share)
+# Returns {answers, wakes, probe, held}: per delivery its admission and, for one parked
+# (held, busy, share), when it is due again (ms); probe {delivery id, due ms} or {};
+# held 1 when the receiver is held.
 ADMIT = (
     _COMMON
     + """
-local span = tonumber(ARGV[9])
-local room, i = {}, 11
-for _ = 1, tonumber(ARGV[10]) do
-  room[ARGV[i]] = tonumber(ARGV[i + 1])
-  i = i + 2
-end
--- Whether a tenant has deliveries parked over its share (asked once per call).
-local over = {}
-local function share_parked(tenant)
-  if over[tenant] == nil then over[tenant] = redis.call('EXISTS', share_key(tenant)) == 1 end
-  return over[tenant]
-end
-
--- When this delivery's series ends for good: the span after its start (its creation,
--- or when a redelivered series was first seen here); and whether it is a redelivered
--- series not yet attempted (someone asked for it now: it may probe at once).
-local function series_of(dkey)
-  local d = redis.call('HMGET', dkey, 'created', 'series', 'sn', 'ss', 'attempt')
-  local start = tonumber(d[1] or now) or now
-  if d[2] and d[2] ~= '1' then
-    if d[3] ~= d[2] then
-      redis.call('HSET', dkey, 'sn', d[2], 'ss', now)
-      start = now
-    else
-      start = tonumber(d[4]) or now
-    end
+local span = tonumber(ARGV[8])
+local s = load()
+local held = s.hs > 0
+local free = 0
+if not held then free = limit(s) - in_flight(s) end
+local dirty, flying, parked, reschedule = false, false, false, false
+local any_parked = redis.call('EXISTS', s.parked) == 1
+local answers, wakes = {}, {}
+for i = 9, #ARGV, 6 do
+  local did, lease, created = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local ends, asked, fits = tonumber(ARGV[i + 3]) + span, ARGV[i + 4] == '1', ARGV[i + 5] == '1'
+  local answer
+  if held and now > ends then
+    answer = 'expired'
+  elseif held and (now >= s.hu or asked) and s.pl <= now then
+    answer = fits and 'probe' or 'share'
+  elseif free > 0 then
+    answer = fits and 'go' or 'share'
+  elseif held then
+    answer = 'held'
+  else
+    answer = 'busy'
   end
-  return start + span, d[2] and d[2] ~= '1' and d[5] == '0'
-end
-
-local out, shared = {}, {}
-while i <= #ARGV do
-  local o, n = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  local s = load(o)
-  local held = s.hs > 0
-  local free = 0
-  if not held then free = limit(s) - in_flight(s) end
-  local dirty, flying, parked, reschedule = false, false, false, false
-  local any_parked = redis.call('EXISTS', s.parked) == 1
-  for _ = 1, n do
-    local did, lease, tenant = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    i = i + 3
-    local dkey = P .. 'dlv:' .. did
-    local score = redis.call('ZSCORE', due, did)
-    local answer, ends, asked = nil, nil, false
-    local fits = (room[tenant] or 1) > 0
-    if held and score and tonumber(score) == tonumber(lease) then ends, asked = series_of(dkey) end
-    if not score or tonumber(score) ~= tonumber(lease) then
-      answer = 'lost'
-    elseif held and now > ends then
-      answer = 'expired'
-    elseif held and (now >= s.hu or asked) and s.pl <= now then
-      answer = fits and 'probe' or 'share'
-    elseif free > 0 then
-      answer = fits and 'go' or 'share'
-    elseif held then
-      answer = 'held'
-    else
-      answer = 'busy'
-    end
-    if answer == 'probe' then s.pl, s.pd, dirty = tonumber(lease), did .. '|' .. lease, true end
-    if answer == 'go' then free = free - 1 end
-    if answer == 'go' or answer == 'probe' then
-      redis.call('ZADD', s.flying, lease, did .. '|' .. lease)
-      flying = true
-      if room[tenant] then room[tenant] = room[tenant] - 1 end
-    end
-    if answer ~= 'lost' and answer ~= 'share' and share_parked(tenant) then
-      redis.call('ZREM', share_key(tenant), did)
-    end
-    if answer == 'held' or answer == 'busy' or answer == 'share' then
-      -- Safety nets spread over a second PARK by the id's last hex digits, so that a
-      -- big parked backlog never comes back all at once.
-      local spread = park * ((tonumber(string.sub(did, -5), 16) or 0) / 1048576)
-      local wake = now + park + spread
-      if answer == 'held' then
-        if s.pc == '' and now < s.hu then
-          wake, s.pc, dirty = s.hu, did, true  -- this one comes back as the probe
-        else
-          wake = math.max(s.hu, s.pl, now) + park + spread
-        end
-        -- Back in time to end failed when its span has passed.
-        wake = math.min(wake, ends + 1)
-        note_tenant(tenant, o)
-      end
-      local created = tonumber(redis.call('HGET', dkey, 'created') or now)
-      if answer == 'share' then
-        -- Over its tenant's share: it waits for room in that share (the caller releases
-        -- it), not for this receiver. A probe it was to be stays its, for when it is back.
-        redis.call('ZADD', share_key(tenant), created, did)
-        over[tenant], shared[tenant] = true, true
-        if any_parked then redis.call('ZREM', s.parked, did) end
+  if answer == 'probe' then s.pl, s.pd, dirty = tonumber(lease), did .. '|' .. lease, true end
+  if answer == 'go' then free = free - 1 end
+  if answer == 'go' or answer == 'probe' then
+    redis.call('ZADD', s.flying, lease, did .. '|' .. lease)
+    flying = true
+  end
+  local wake = 0
+  if answer == 'held' or answer == 'busy' or answer == 'share' then
+    -- Safety nets spread over a second PARK by the id's last hex digits, so that a
+    -- big parked backlog never comes back all at once.
+    local spread = park * ((tonumber(string.sub(did, -5), 16) or 0) / 1048576)
+    wake = now + park + spread
+    if answer == 'held' then
+      if s.pc == '' and now < s.hu then
+        wake, s.pc, dirty = s.hu, did, true  -- this one comes back as the probe
       else
-        redis.call('ZADD', s.parked, created, did)
-        parked = true
+        wake = math.max(s.hu, s.pl, now) + park + spread
       end
-      redis.call('ZADD', due, wake, did)
-      redis.call('HSET', dkey, 'lease', 0)
-    else
-      if any_parked then redis.call('ZREM', s.parked, did) end
-      if did == s.pc then
-        s.pc, dirty = '', true
-        if held and answer ~= 'probe' then reschedule = true end
-      end
+      -- Back in time to end failed when its span has passed.
+      wake = math.min(wake, ends + 1)
     end
-    out[#out + 1] = answer
+    if answer == 'share' then
+      -- Over its tenant's share: it waits for room in that share (the caller parks it
+      -- in the tenant's set), not for this receiver.
+      if any_parked then redis.call('ZREM', s.parked, did) end
+    else
+      redis.call('ZADD', s.parked, created, did)
+      parked = true
+    end
+  else
+    if any_parked then redis.call('ZREM', s.parked, did) end
+    if did == s.pc then
+      s.pc, dirty = '', true
+      if held and answer ~= 'probe' then reschedule = true end
+    end
   end
-  -- The delivery meant to come back as the probe will not be it: name another.
-  if reschedule then schedule_probe(s) end
-  if dirty then save(s) end
-  if flying then redis.call('PEXPIRE', s.flying, ttl) end
-  if parked then redis.call('PEXPIRE', s.parked, ttl) end
-  if held then redis.call('ZADD', held_all, now, o) end
+  answers[#answers + 1] = answer
+  wakes[#wakes + 1] = wake
 end
-for tenant in pairs(shared) do redis.call('PEXPIRE', share_key(tenant), ttl) end
-return out
+-- The delivery meant to come back as the probe will not be it: name another.
+if reschedule then
+  schedule_probe(s)
+  dirty = true
+end
+if dirty then save(s) end
+if flying then redis.call('PEXPIRE', s.flying, ttl) end
+if parked then redis.call('PEXPIRE', s.parked, ttl) end
+return {answers, wakes, PROBE, held and 1 or 0}
 """
 )
 
-# ARGV: prefix, now, hold_after, window start, window max, idle ms, park ms, ttl ms,
-#       hold start ms, hold max ms, k, then k times (tenant, deliveries parked over its
-#       share to release), then per receiver: origin, n, and n times
-#       (in-flight member, verdict up|down|none, tenant)
-# Returns {receivers held, probes up, probes down, parked deliveries released,
-#          {tenants of the k with none left parked over their share}}.
+# KEYS: keys.receiver_keys(origin)
+# ARGV: now, hold_after, window start, window max, idle ms, park ms, ttl ms,
+#       hold start ms, hold max ms, then per attempt: in-flight member,
+#       verdict up|down|none, created ms of its delivery
+# Returns {holds, probes up, probes down, {parked delivery ids released: due now},
+#          probe, held (1: held now), recovered (1: the hold just ended)}.
 RECORD = (
     _COMMON
     + """
-local hold_start, hold_max = tonumber(ARGV[9]), tonumber(ARGV[10])
-local holds, ups, downs, released = 0, 0, 0, 0
-
-local function release(parked, free)
-  local n = 0
-  while n < free do
-    local popped = redis.call('ZPOPMIN', parked)
-    if #popped == 0 then break end
-    if redis.call('ZSCORE', due, popped[1]) then
-      redis.call('ZADD', due, now, popped[1])
-      n = n + 1
+local hold_start, hold_max = tonumber(ARGV[8]), tonumber(ARGV[9])
+local holds, ups, downs, released, recovered = 0, 0, 0, {}, 0
+local s = load()
+local any_retrying = redis.call('EXISTS', s.retrying) == 1
+for i = 10, #ARGV, 3 do
+  local member, verdict, created = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  redis.call('ZREM', s.flying, member)
+  local did = string.match(member, '^(.*)|')
+  local probe = s.pd == member
+  if probe then s.pd, s.pl = '', 0 end
+  if verdict == 'up' then
+    s.f, s.lok = 0, now
+    if any_retrying then redis.call('ZREM', s.retrying, did) end
+    if s.hs > 0 then
+      -- Back: the window starts again, so the backlog ramps up; deliveries waiting
+      -- for a retry after failing here wait no longer.
+      s.hs, s.hu, s.h, s.pc, s.ok = 0, 0, 0, '', 0
+      recovered = 1
+      redis.call('ZUNIONSTORE', s.parked, 2, s.parked, s.retrying, 'AGGREGATE', 'MIN')
+      redis.call('DEL', s.retrying)
+      redis.call('PEXPIRE', s.parked, ttl)
+      if probe then ups = ups + 1 end
+    else
+      s.ok = math.min(s.ok + 1, wmax)
     end
-  end
-  return n
-end
-
-redis.call('ZREMRANGEBYSCORE', held_all, '-inf', now - ttl)
-local releases, i = {}, 12
-for _ = 1, tonumber(ARGV[11]) do
-  releases[#releases + 1] = {ARGV[i], tonumber(ARGV[i + 1])}
-  i = i + 2
-end
-while i <= #ARGV do
-  local o, n = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  local s = load(o)
-  local any_retrying = redis.call('EXISTS', s.retrying) == 1
-  for _ = 1, n do
-    local member, verdict, tenant = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    i = i + 3
-    redis.call('ZREM', s.flying, member)
-    local did = string.match(member, '^(.*)|')
-    local probe = s.pd == member
-    if probe then s.pd, s.pl = '', 0 end
-    if verdict == 'up' then
-      s.f, s.lok = 0, now
-      if any_retrying then redis.call('ZREM', s.retrying, did) end
-      if s.hs > 0 then
-        -- Back: the window starts again, so the backlog ramps up; deliveries waiting
-        -- for a retry after failing here wait no longer.
-        s.hs, s.hu, s.h, s.pc, s.ok = 0, 0, 0, '', 0
-        redis.call('ZREM', held_all, o)
-        redis.call('ZUNIONSTORE', s.parked, 2, s.parked, s.retrying, 'AGGREGATE', 'MIN')
-        redis.call('DEL', s.retrying)
-        redis.call('PEXPIRE', s.parked, ttl)
-        if probe then ups = ups + 1 end
-      else
-        s.ok = math.min(s.ok + 1, wmax)
-      end
-    elseif verdict == 'down' then
-      s.f, s.ok = s.f + 1, math.floor(s.ok / 2)
-      local created = redis.call('HGET', P .. 'dlv:' .. did, 'created')
-      if created then
-        redis.call('ZADD', s.retrying, tonumber(created) or now, did)
-        redis.call('PEXPIRE', s.retrying, ttl)
-        any_retrying = true
-      end
-      if s.hs > 0 then
-        if probe then
-          downs = downs + 1
-          s.h = math.min(s.h * 2, hold_max)
-          s.hu = now + s.h
-          schedule_probe(s)
-        end
-      elseif threshold > 0 and s.f >= threshold then
-        holds = holds + 1
-        s.hs, s.h, s.ok = now, hold_start, 0
+  elseif verdict == 'down' then
+    s.f, s.ok = s.f + 1, math.floor(s.ok / 2)
+    redis.call('ZADD', s.retrying, created, did)
+    redis.call('PEXPIRE', s.retrying, ttl)
+    any_retrying = true
+    if s.hs > 0 then
+      if probe then
+        downs = downs + 1
+        s.h = math.min(s.h * 2, hold_max)
         s.hu = now + s.h
-        note_tenant(tenant, o)
         schedule_probe(s)
       end
+    elseif threshold > 0 and s.f >= threshold then
+      holds = holds + 1
+      s.hs, s.h, s.ok = now, hold_start, 0
+      s.hu = now + s.h
+      schedule_probe(s)
     end
   end
-  save(s)
-  if s.hs > 0 then
-    redis.call('ZADD', held_all, now, o)
-    redis.call('PEXPIRE', held_all, ttl)
-  else
-    released = released + release(s.parked, limit(s) - in_flight(s))
+end
+save(s)
+if s.hs == 0 then
+  local free = limit(s) - in_flight(s)
+  while #released < free do
+    local popped = redis.call('ZPOPMIN', s.parked)
+    if #popped == 0 then break end
+    released[#released + 1] = popped[1]
   end
 end
-local drained = {}
-for _, r in ipairs(releases) do
-  local key = share_key(r[1])
-  released = released + release(key, r[2])
-  if redis.call('EXISTS', key) == 0 then drained[#drained + 1] = r[1] end
-end
-return {holds, ups, downs, released, drained}
+return {holds, ups, downs, released, PROBE, s.hs > 0 and 1 or 0, recovered}
 """
 )
+
+# KEYS: the tenant's share set (keys.share_parked)
+# ARGV: how many to release
+# Returns {delivery ids released: due now, 1 if none is left parked over the share}.
+RELEASE_SHARE = """
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+local ids = {}
+for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+return {ids, redis.call('EXISTS', KEYS[1]) == 0 and 1 or 0}
+"""
+
+# KEYS: SHARD_KEYS of one shard (see relay.store.scripts)
+# ARGV: shard prefix, then per delivery: id, lease ('' for any), due ms
+# Moves each delivery's due time, if it is still queued (and, given a lease, still
+# under that claim, which it no longer holds: its lease field is cleared).
+# Returns how many moved.
+RESCHEDULE = """
+local P, due, moved = ARGV[1], KEYS[2], 0
+for i = 2, #ARGV, 3 do
+  local did, lease, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local score = redis.call('ZSCORE', due, did)
+  if score and (lease == '' or tonumber(score) == tonumber(lease)) then
+    redis.call('ZADD', due, at, did)
+    if lease ~= '' then redis.call('HSET', P .. 'dlv:' .. did, 'lease', 0) end
+    moved = moved + 1
+  end
+end
+return moved
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,6 +300,9 @@ class Candidate:
     lease: int
     tenant: str
     origin: str
+    created: int = 0  # ms
+    series_start: int = 0  # ms: its attempt series ends `span` after this
+    fresh: bool = False  # a redelivered series not yet attempted: it may probe at once
 
     @property
     def member(self) -> str:
@@ -393,16 +335,33 @@ class HeldReceiver:
     failures: int
 
 
+@dataclasses.dataclass
+class _Writes:
+    """What breaker scripts answered for other tags, written after them in one round."""
+
+    due: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)  # id, lease, at
+    share_add: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
+    share_remove: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    notes: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # tenant, origin
+    held: set[str] = dataclasses.field(default_factory=set)
+    recovered: set[str] = dataclasses.field(default_factory=set)
+
+    def probe(self, reply: list[str]) -> None:
+        if reply:
+            self.due.append((str(reply[0]), "", int(reply[1])))
+
+
 class Receivers:
-    def __init__(self, redis: Redis, *, hold_after: int = HOLD_AFTER) -> None:
+    def __init__(self, redis: Client, *, hold_after: int = HOLD_AFTER) -> None:
         self.redis = redis
         self.hold_after = hold_after
-        self._admit = redis.register_script(ADMIT)
-        self._record = redis.register_script(RECORD)
+        self._admit = script(redis, ADMIT)
+        self._record = script(redis, RECORD)
+        self._release_share = script(redis, RELEASE_SHARE)
+        self._reschedule = script(redis, RESCHEDULE)
 
-    def _common(self, now: float) -> list[str | int]:
+    def _common(self, now: float) -> list[str | int | float]:
         return [
-            keys.PREFIX,
             to_ms(now),
             self.hold_after,
             WINDOW_START,
@@ -420,21 +379,44 @@ class Receivers:
         span: float,
         room: Mapping[str, int] | None = None,
     ) -> list[Admission]:
-        """One admission per candidate, in order, in one script call. `room`: how many
-        attempts each tenant it names may still start (beyond it: `share`)."""
+        """One admission per candidate, in order, in one script call per receiver.
+        `room`: how many attempts each tenant it names may still start (its first that
+        many candidates fit; beyond them: `share`)."""
         if not candidates:
             return []
-        args = [*self._common(now), to_ms(span), *_pairs(room or {})]
-        order: list[int] = []
-        for origin, members in _by_origin(enumerate(candidates), lambda c: c[1].origin):
-            args += [origin, len(members)]
+        left = dict(room or {})
+        fits = []
+        for c in candidates:
+            fits.append(left.get(c.tenant, 1) > 0)
+            if c.tenant in left:
+                left[c.tenant] -= 1
+        groups = _by_origin(enumerate(candidates), lambda c: c[1].origin)
+        calls = []
+        for origin, members in groups:
+            args = [*self._common(now), to_ms(span)]
             for index, c in members:
-                args += [c.delivery_id, c.lease, c.tenant]
-                order.append(index)
-        replies = await self._admit(args=args)
+                start = c.series_start or c.created or to_ms(now)
+                args += [c.delivery_id, c.lease, c.created or to_ms(now), start]
+                args += [1 if c.fresh else 0, 1 if fits[index] else 0]
+            calls.append(Call(self._admit, keys.receiver_keys(origin), args))
         answers: list[Admission] = ["lost"] * len(candidates)
-        for index, reply in zip(order, replies, strict=True):
-            answers[index] = reply
+        writes = _Writes()
+        for (origin, members), reply in zip(groups, await run(self.redis, calls), strict=True):
+            replies, wakes, probe, held = reply
+            writes.probe(probe)
+            if int(held):
+                writes.held.add(origin)
+            for (index, c), answer, wake in zip(members, replies, wakes, strict=True):
+                answers[index] = answer
+                if answer in ("held", "busy", "share"):
+                    writes.due.append((c.delivery_id, str(c.lease), int(wake)))
+                if answer == "share":
+                    writes.share_add.append((c.tenant, c.delivery_id, c.created))
+                else:
+                    writes.share_remove.append((c.tenant, c.delivery_id))
+                if answer == "held":
+                    writes.notes.add((c.tenant, origin))
+        await self._write(writes, now)
         return answers
 
     async def record(
@@ -442,19 +424,81 @@ class Receivers:
     ) -> Recorded:
         """Note how attempts went; `release`: how many deliveries parked over each
         tenant's share may go now."""
-        grouped = _by_origin(reports, lambda r: r.candidate.origin)
-        if not grouped and not release:
+        groups = _by_origin(reports, lambda r: r.candidate.origin)
+        if not groups and not release:
             return Recorded()
-        args = [*self._common(now), to_ms(HOLD_START), to_ms(HOLD_MAX), *_pairs(release or {})]
-        for origin, members in grouped:
-            args += [origin, len(members)]
+        calls = []
+        for origin, members in groups:
+            args = [*self._common(now), to_ms(HOLD_START), to_ms(HOLD_MAX)]
             for r in members:
-                args += [r.candidate.member, r.verdict, r.candidate.tenant]
-        holds, ups, downs, released, drained = await self._record(args=args)
-        return Recorded(int(holds), int(ups), int(downs), int(released), tuple(drained))
+                args += [r.candidate.member, r.verdict, r.candidate.created]
+            calls.append(Call(self._record, keys.receiver_keys(origin), args))
+        tenants = list((release or {}).items())
+        calls += [
+            Call(self._release_share, [keys.share_parked(tenant)], [count])
+            for tenant, count in tenants
+        ]
+        replies = await run(self.redis, calls)
+        writes = _Writes()
+        holds = ups = downs = 0
+        for (origin, members), reply in zip(groups, replies[: len(groups)], strict=True):
+            held_now, probes_up, probes_down, released, probe, held, recovered = reply
+            holds, ups, downs = (
+                holds + int(held_now),
+                ups + int(probes_up),
+                downs + int(probes_down),
+            )
+            writes.due += [(str(d), "", to_ms(now)) for d in released]
+            writes.probe(probe)
+            if int(held):
+                writes.held.add(origin)
+            if int(recovered):
+                writes.recovered.add(origin)
+            if int(held_now):
+                writes.notes.update((r.candidate.tenant, origin) for r in members)
+        drained = []
+        for (tenant, _count), (released, empty) in zip(
+            tenants, replies[len(groups) :], strict=True
+        ):
+            writes.due += [(str(d), "", to_ms(now)) for d in released]
+            if int(empty):
+                drained.append(tenant)
+        moved = await self._write(writes, now, clean=True)
+        return Recorded(holds, ups, downs, moved, tuple(drained))
+
+    async def _write(self, writes: _Writes, now: float, *, clean: bool = False) -> int:
+        """What the scripts answered for other tags; returns how many due times moved."""
+        by_shard: defaultdict[int, list[str | int]] = defaultdict(list)
+        for delivery_id, lease, at in writes.due:
+            by_shard[keys.delivery_shard(delivery_id)] += [delivery_id, lease, at]
+        calls = [
+            Call(self._reschedule, keys.shard_keys(shard), [keys.shard_prefix(shard), *args])
+            for shard, args in by_shard.items()
+        ]
+        moved = sum(int(n) for n in await run(self.redis, calls))
+        ttl = to_ms(STATE_TTL)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, delivery_id, created in writes.share_add:
+                pipe.zadd(keys.share_parked(tenant), {delivery_id: created})
+                pipe.pexpire(keys.share_parked(tenant), ttl)
+            for tenant, delivery_id in writes.share_remove:
+                pipe.zrem(keys.share_parked(tenant), delivery_id)
+            for tenant, origin in writes.notes:
+                pipe.zadd(keys.held_for_tenant(tenant), {origin: to_ms(now)})
+                pipe.pexpire(keys.held_for_tenant(tenant), ttl)
+            if clean:
+                pipe.zremrangebyscore(keys.HELD_RECEIVERS, "-inf", to_ms(now) - ttl)
+            for origin in writes.recovered - writes.held:
+                pipe.zrem(keys.HELD_RECEIVERS, origin)
+            if writes.held:
+                pipe.zadd(keys.HELD_RECEIVERS, dict.fromkeys(writes.held, to_ms(now)))
+                pipe.pexpire(keys.HELD_RECEIVERS, ttl)
+            if len(pipe):
+                await pipe.execute()
+        return moved
 
 
-async def held_receivers(redis: Redis, tenant: str, now: float) -> list[HeldReceiver]:
+async def held_receivers(redis: Client, tenant: str, now: float) -> list[HeldReceiver]:
     """The held receivers this tenant's deliveries wait for, longest held first."""
     origins = await redis.zrangebyscore(
         keys.held_for_tenant(tenant), to_ms(now - STATE_TTL), "+inf"
@@ -471,13 +515,6 @@ async def held_receivers(redis: Redis, tenant: str, now: float) -> list[HeldRece
         if hs and int(hs) > 0
     ]
     return sorted(held, key=lambda h: (h.held_since, h.origin))
-
-
-def _pairs(counts: Mapping[str, int]) -> list[str | int]:
-    flat: list[str | int] = [len(counts)]
-    for name, count in counts.items():
-        flat += [name, count]
-    return flat
 
 
 T = TypeVar("T")

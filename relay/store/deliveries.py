@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
-
-from redis.asyncio import Redis
+from collections import defaultdict
 
 from relay.core.model import Ending, Event, Registration
 from relay.store import keys, scripts
+from relay.store.calls import Call, run, script
 from relay.store.codec import dump, load_event, load_registration
-from relay.store.redis import to_ms
+from relay.store.polls import split
+from relay.store.redis import Client, to_ms
 
-# Every delivery id has the shape the fan-out script gives it ('dlv_' and 26 hex digits
-# of a SHA-1, scripts._FAN_OUT). Anything else names no delivery and must not reach
-# Redis: with a suffix such as `:attempts` it would name another key of another type.
+# Every delivery id has the shape the fan-out script gives it ('dlv_', its shard in two
+# hex digits, 24 of a SHA-1: scripts._FAN_OUT). Anything else names no delivery and must
+# not reach Redis: with a suffix such as `:attempts` it would name another key.
 DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{26}")
 
 
 def is_delivery_id(value: str) -> bool:
-    return DELIVERY_ID.fullmatch(value) is not None
+    return DELIVERY_ID.fullmatch(value) is not None and keys.delivery_shard(value) < keys.SHARDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,9 @@ class ClaimedDelivery:
     registration: Registration | None  # None once the registration was deleted
     event: Event | None
     lease: int
+    created: int = 0  # ms
+    series_start: int = 0  # ms: when this attempt series began
+    fresh: bool = False  # a redelivered series not yet attempted: someone asked for it now
 
     @property
     def orphaned(self) -> bool:
@@ -57,69 +62,131 @@ class Finish:
 
 
 class DeliveryQueue:
-    def __init__(self, redis: Redis, *, retention: float) -> None:
+    """The delivery queue, one sorted set per shard, claimed like the poll schedule."""
+
+    def __init__(self, redis: Client, *, retention: float) -> None:
         self.redis = redis
         self.retention = max(1, to_ms(retention))  # ms: settings accept fractions
-        self._claim = redis.register_script(scripts.CLAIM_DELIVERIES)
-        self._finish = redis.register_script(scripts.FINISH_DELIVERY)
+        self._claim = script(redis, scripts.CLAIM_DELIVERIES)
+        self._finish = script(redis, scripts.FINISH_DELIVERY)
+        self._turn = itertools.count()
 
     async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedDelivery]:
-        reply = await self._claim(args=[keys.PREFIX, to_ms(now), limit, to_ms(lease)])
-        if not reply:
-            return []
-        lease_ms, flat = int(reply[0]), reply[1]
-        claimed = []
-        for i in range(0, len(flat), 12):
-            (
-                did,
-                task_id,
-                tenant,
-                rid,
-                event_id,
-                etype,
-                attempt,
-                superseded,
-                webhook_id,
-                raw_reg,
-                raw_event,
-                raw_metadata,
-            ) = flat[i : i + 12]
-            claimed.append(
-                ClaimedDelivery(
-                    id=did,
-                    task_id=task_id,
-                    tenant=tenant,
-                    rid=rid,
-                    event_id=event_id,
-                    type=etype,
-                    attempt=int(attempt or 0),
-                    superseded=superseded == "1",
-                    webhook_id=webhook_id,
-                    registration=(
-                        load_registration(raw_reg, tenant, task_id, raw_metadata)
-                        if raw_reg
-                        else None
-                    ),
-                    event=load_event(raw_event) if raw_event else None,
-                    lease=lease_ms,
+        claimed: list[ClaimedDelivery] = []
+        fuller: list[int] = list(range(keys.SHARDS))
+        left = limit
+        # An even share of the batch for every shard, then the rest for those that had more.
+        for _ in range(2):
+            shares = split(left, fuller, next(self._turn))
+            if not shares:
+                break
+            calls = [
+                Call(
+                    self._claim,
+                    keys.shard_keys(shard),
+                    [keys.shard_prefix(shard), to_ms(now), share, to_ms(lease)],
                 )
-            )
+                for shard, share in shares.items()
+            ]
+            fuller = []
+            for (shard, share), reply in zip(
+                shares.items(), await run(self.redis, calls), strict=True
+            ):
+                found = _parse_claim(reply)
+                claimed += found
+                left -= len(found)
+                if len(found) >= share:
+                    fuller.append(shard)
         return claimed
 
     async def finish(self, finishes: list[Finish], now: float) -> list[str]:
-        """Record attempts in one script call; each answers 'ok', 'lost' or 'missing'."""
+        """Record attempts in one script call per shard; each answers 'ok', 'lost' or
+        'missing'."""
         if not finishes:
             return []
-        args: list[str | int] = [keys.PREFIX, to_ms(now), self.retention]
-        for f in finishes:
-            args += [
-                f.delivery.id,
-                f.delivery.lease,
-                f.ending,
-                "" if f.next_due is None else to_ms(f.next_due),
-                "" if f.attempt is None else dump(f.attempt),
-            ]
-        return [str(r) for r in await self._finish(args=args)]
+        by_shard: defaultdict[int, list[int]] = defaultdict(list)
+        for index, f in enumerate(finishes):
+            by_shard[keys.delivery_shard(f.delivery.id)].append(index)
+        calls = []
+        for shard, indexes in by_shard.items():
+            args: list[str | int | float] = [keys.shard_prefix(shard), to_ms(now), self.retention]
+            for index in indexes:
+                f = finishes[index]
+                args += [
+                    f.delivery.id,
+                    f.delivery.lease,
+                    f.ending,
+                    "" if f.next_due is None else to_ms(f.next_due),
+                    "" if f.attempt is None else dump(f.attempt),
+                ]
+            calls.append(Call(self._finish, keys.shard_keys(shard), args))
+        answers = [""] * len(finishes)
+        failed: defaultdict[str, list[str]] = defaultdict(list)
+        for indexes, (replies, failures) in zip(
+            by_shard.values(), await run(self.redis, calls), strict=True
+        ):
+            for index, reply in zip(indexes, replies, strict=True):
+                answers[index] = str(reply)
+            for entry in failures:
+                tenant, _, delivery_id = str(entry).rpartition(" ")
+                failed[tenant].append(delivery_id)
+        if failed:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tenant, ids in failed.items():
+                    pipe.zadd(keys.failed_deliveries(tenant), dict.fromkeys(ids, to_ms(now)))
+                await pipe.execute()
+        return answers
 
     async def due_count(self) -> int:
-        return int(await self.redis.zcard(keys.DELIVERY_DUE))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.zcard(keys.delivery_due(shard))
+            return sum(int(n) for n in await pipe.execute())
+
+
+def _parse_claim(reply: list[object] | None) -> list[ClaimedDelivery]:
+    if not reply:
+        return []
+    lease_ms, flat = int(str(reply[0])), reply[1]
+    assert isinstance(flat, list)
+    claimed = []
+    for i in range(0, len(flat), 15):
+        (
+            did,
+            task_id,
+            tenant,
+            rid,
+            event_id,
+            etype,
+            attempt,
+            superseded,
+            webhook_id,
+            raw_reg,
+            raw_event,
+            raw_metadata,
+            created,
+            series_start,
+            fresh,
+        ) = flat[i : i + 15]
+        claimed.append(
+            ClaimedDelivery(
+                id=did,
+                task_id=task_id,
+                tenant=tenant,
+                rid=rid,
+                event_id=event_id,
+                type=etype,
+                attempt=int(attempt or 0),
+                superseded=superseded == "1",
+                webhook_id=webhook_id,
+                registration=(
+                    load_registration(raw_reg, tenant, task_id, raw_metadata) if raw_reg else None
+                ),
+                event=load_event(raw_event) if raw_event else None,
+                lease=lease_ms,
+                created=int(created),
+                series_start=int(series_start),
+                fresh=fresh == "1",
+            )
+        )
+    return claimed

@@ -1,6 +1,21 @@
-"""Every Redis key the relay uses, in one place.
+"""Every Redis key the relay uses, in one place, laid out for Redis Cluster.
 
-Per task (shared by all tenants):
+Each key carries a hash tag (the part in braces), and every script touches the
+keys of one tag only, so that on a cluster each call goes to one node and on a
+single Redis nothing changes. Four kinds of tag:
+
+- a **shard**, `{s<k>}` with k < `SHARDS`: a task, everything made for it (its
+  deliveries, events, outboxes) and the queues it sits in. A task's shard is a
+  hash of its id (`shard_of`); a delivery id carries its task's shard
+  (`delivery_shard`). The poll schedule and the delivery queue are split the
+  same way, one sorted set per shard, and workers claim from every shard.
+- a **tenant**, `{t:<tenant>}`: what is listed or counted per tenant across
+  shards (its tasks, its quota, its failed deliveries, its receivers held).
+- a **receiver**, `{r:<origin>}`: one webhook origin's circuit breaker.
+- none: a few small global keys (the shared upstream rate limit and pause,
+  the metrics, the set of tenants).
+
+Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
   task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
                              r:{tenant} -> that tenant's registration (JSON) for each,
                              m:{tenant} -> its metadata (JSON; no script decodes it),
@@ -9,23 +24,30 @@ Per task (shared by all tenants):
                              sg (re-fetches the latest upstream callback still allows)
   gone:{id}            hash  tenant -> rid of a registration whose receiver answered 410
   event:{event_id}     string Event JSON (type, time, state snapshot, polls)
-Per tenant and task:
   dlvs:{tenant}:{id}   list  every delivery id, oldest first (the deliveries listing)
   outbox:{tenant}:{id} list  undelivered delivery ids in order; only the head is scheduled
-Per delivery:
   dlv:{delivery_id}          hash  task, tenant, rid, event, type, status, attempt, ...
   dlv:{delivery_id}:attempts list  attempt records (JSON), newest last, bounded
-Per tenant:
-  tenant:{tenant}      zset  task id -> registration time (listing, retention)
-  active:{tenant}      set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
+  due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
   tdue:{tenant}        zset  task id -> next poll time (ms), the tenant's copy of `due`, read
                              to share the rate fairly when more is due than it allows
-  failed:{tenant}      zset  delivery id -> when it failed (the operator's "what is stuck")
-Global:
-  due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
   due_tenants          set   tenants with a non-empty tdue:{tenant}
   due_turn             string which tenant the next contended claim starts with
   dlv_due              zset  delivery id -> next attempt time (ms); claimed the same way
+Per tenant (`tenant_prefix(t)` = `relay:{t:<tenant>}:`):
+  tasks                zset  task id -> registration time (listing, retention)
+  active               set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
+  failed               zset  delivery id -> when it failed (the operator's "what is stuck")
+  held                 zset  origin -> when the tenant's deliveries last waited for it
+  share                zset  its delivery ids parked over its share of a worker's slots
+                             -> creation (ms) (see relay.delivery.shares)
+Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
+expiring `STATE_TTL` after its last write, `receiver(origin)` = `relay:{r:<origin>}`:
+  (the hash itself)    hash  the breaker: failures in a row, window, hold, probe lease
+  :f                   zset  attempts in flight, `delivery_id|lease` -> lease end (ms)
+  :q                   zset  parked delivery ids -> creation time (ms): waiting to go
+  :r                   zset  delivery ids whose last attempt there failed -> creation (ms)
+Global:
   upstream:bucket      hash  the shared token bucket for upstream calls
   upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
   upstream:unauthorized string when the upstream last refused the key (cleared on success)
@@ -36,30 +58,23 @@ Global:
   rcv_held             zset  origin of each held receiver -> when last touched (ms)
   sweep_lock           string held (SET NX PX) by the one worker running the sweep job
   worker:{name}        string a worker's heartbeat, expiring a while after its last report
-Per receiver (a webhook URL's scheme://host:port; see relay.store.breaker), each
-expiring `STATE_TTL` after its last write:
-  rcv:{origin}         hash  the breaker: failures in a row, window, hold, probe lease
-  rcv:{origin}:f       zset  attempts in flight, `delivery_id|lease` -> lease end (ms)
-  rcv:{origin}:q       zset  parked delivery ids -> creation time (ms): waiting to go
-  rcv:{origin}:r       zset  delivery ids whose last attempt there failed -> creation (ms)
-  rcv_held:{tenant}    zset  origin -> when that tenant's deliveries last waited for it
-  rcv:share:{tenant}   zset  its delivery ids parked over its share of a worker's slots
-                             -> creation (ms) (see relay.delivery.shares)
 """
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "relay:"
 
-DUE = PREFIX + "due"
-DELIVERY_DUE = PREFIX + "dlv_due"
+# Fixed for the life of a deployment's data: a task's shard is its id's hash modulo
+# this, so changing it strands every stored task (it would need a migration).
+SHARDS = 32
+
 UPSTREAM_BUCKET = PREFIX + "upstream:bucket"
 UPSTREAM_PAUSED = PREFIX + "upstream:paused"
 UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
 METRICS = PREFIX + "metrics"
 TENANTS = PREFIX + "tenants"
-DUE_TENANTS = PREFIX + "due_tenants"
-DUE_TURN = PREFIX + "due_turn"
 FINALS = PREFIX + "finals"  # pub/sub channel: the id of each task as it becomes final
 HELD_RECEIVERS = PREFIX + "rcv_held"
 SWEEP_LOCK = PREFIX + "sweep_lock"
@@ -69,8 +84,24 @@ def worker_health(name: str) -> str:
     return f"{PREFIX}worker:{name}"
 
 
+# --- shards -------------------------------------------------------------------------
+
+
+def shard_of(task_id: str) -> int:
+    return zlib.crc32(task_id.encode()) % SHARDS
+
+
+def shard_prefix(shard: int) -> str:
+    """What every key of one shard starts with: its hash tag puts them in one slot."""
+    return f"{PREFIX}{{s{shard}}}:"
+
+
+def task_prefix(task_id: str) -> str:
+    return shard_prefix(shard_of(task_id))
+
+
 def task(task_id: str) -> str:
-    return f"{PREFIX}task:{task_id}"
+    return f"{task_prefix(task_id)}task:{task_id}"
 
 
 def registration_field(tenant: str) -> str:
@@ -83,49 +114,88 @@ def metadata_field(tenant: str) -> str:
     return f"m:{tenant}"
 
 
-def gone(task_id: str) -> str:
-    return f"{PREFIX}gone:{task_id}"
-
-
-def event(event_id: str) -> str:
-    return f"{PREFIX}event:{event_id}"
+def event(task_id: str, event_id: str) -> str:
+    """An event of a task (kept in the task's shard)."""
+    return f"{task_prefix(task_id)}event:{event_id}"
 
 
 def deliveries(tenant: str, task_id: str) -> str:
-    return f"{PREFIX}dlvs:{tenant}:{task_id}"
+    return f"{task_prefix(task_id)}dlvs:{tenant}:{task_id}"
 
 
-def outbox(tenant: str, task_id: str) -> str:
-    return f"{PREFIX}outbox:{tenant}:{task_id}"
+def due(shard: int) -> str:
+    return shard_prefix(shard) + "due"
+
+
+def delivery_due(shard: int) -> str:
+    return shard_prefix(shard) + "dlv_due"
+
+
+def due_tenants(shard: int) -> str:
+    return shard_prefix(shard) + "due_tenants"
+
+
+def due_turn(shard: int) -> str:
+    return shard_prefix(shard) + "due_turn"
+
+
+def shard_keys(shard: int) -> list[str]:
+    """The KEYS every shard script takes, in the order `scripts.SHARD_KEYS` names them."""
+    return [due(shard), delivery_due(shard), due_tenants(shard), due_turn(shard)]
+
+
+def tenant_due(shard: int, tenant: str) -> str:
+    return f"{shard_prefix(shard)}tdue:{tenant}"
+
+
+def delivery_shard(delivery_id: str) -> int:
+    """The shard a delivery id names: its first two hex digits (see scripts._FAN_OUT)."""
+    return int(delivery_id[4:6], 16)
 
 
 def delivery(delivery_id: str) -> str:
-    return f"{PREFIX}dlv:{delivery_id}"
+    return f"{shard_prefix(delivery_shard(delivery_id))}dlv:{delivery_id}"
 
 
 def attempts(delivery_id: str) -> str:
-    return f"{PREFIX}dlv:{delivery_id}:attempts"
+    return delivery(delivery_id) + ":attempts"
+
+
+# --- tenants ------------------------------------------------------------------------
+
+
+def tenant_prefix(tenant: str) -> str:
+    return f"{PREFIX}{{t:{tenant}}}:"
 
 
 def tenant_tasks(tenant: str) -> str:
-    return f"{PREFIX}tenant:{tenant}"
+    return tenant_prefix(tenant) + "tasks"
 
 
 def active_tasks(tenant: str) -> str:
-    return f"{PREFIX}active:{tenant}"
-
-
-def tenant_due(tenant: str) -> str:
-    return f"{PREFIX}tdue:{tenant}"
+    return tenant_prefix(tenant) + "active"
 
 
 def failed_deliveries(tenant: str) -> str:
-    return f"{PREFIX}failed:{tenant}"
-
-
-def receiver(origin: str) -> str:
-    return f"{PREFIX}rcv:{origin}"
+    return tenant_prefix(tenant) + "failed"
 
 
 def held_for_tenant(tenant: str) -> str:
-    return f"{PREFIX}rcv_held:{tenant}"
+    return tenant_prefix(tenant) + "held"
+
+
+def share_parked(tenant: str) -> str:
+    return tenant_prefix(tenant) + "share"
+
+
+# --- receivers ----------------------------------------------------------------------
+
+
+def receiver(origin: str) -> str:
+    return f"{PREFIX}{{r:{origin}}}"
+
+
+def receiver_keys(origin: str) -> list[str]:
+    """A receiver's breaker hash and its in-flight, parked and retrying sets."""
+    key = receiver(origin)
+    return [key, key + ":f", key + ":q", key + ":r"]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 import uuid
-
-from redis.asyncio import Redis
+from collections import defaultdict
 
 from relay.core.lifecycle import Step
 from relay.core.model import Event, TaskState
 from relay.store import keys, scripts
+from relay.store.calls import Call, run, script
 from relay.store.codec import dump, load_state
-from relay.store.redis import to_ms
+from relay.store.redis import Client, to_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,23 +46,159 @@ class Applied:
     skipped: list[tuple[str, str]]  # (task id, tenant) of registrations that could not be read
 
 
+# Below this many tokens per shard, a claim asks every shard first (see _claim_scarce).
+SCARCE = 4
+
+
+def _round_robin(
+    by_tenant: dict[str, list[tuple[int, str]]], count: int, turn: int
+) -> list[tuple[int, str]]:
+    """Up to `count` items, one of each tenant's in turn (tenants in name order, from a
+    rotating start), each tenant's in the order given. Pure."""
+    tenants = sorted(by_tenant)
+    if not tenants:
+        return []
+    tenants = tenants[turn % len(tenants) :] + tenants[: turn % len(tenants)]
+    chosen: list[tuple[int, str]] = []
+    depth = 0
+    while len(chosen) < count:
+        took = False
+        for tenant in tenants:
+            items = by_tenant[tenant]
+            if depth < len(items):
+                chosen.append(items[depth])
+                took = True
+                if len(chosen) == count:
+                    break
+        if not took:
+            break
+        depth += 1
+    return chosen
+
+
+def split(total: int, parts: list[int], start: int) -> dict[int, int]:
+    """`total` shared as evenly as can be among `parts`, the remainder going to the
+    parts from `start` on (a rotating start spreads it over turns). Pure."""
+    if not parts or total <= 0:
+        return {}
+    base, extra = divmod(total, len(parts))
+    shares = {}
+    for offset, part in enumerate(parts[start % len(parts) :] + parts[: start % len(parts)]):
+        share = base + (1 if offset < extra else 0)
+        if share:
+            shares[part] = share
+    return shares
+
+
 class PollQueue:
-    def __init__(self, redis: Redis, *, rate: float, retention: float) -> None:
+    """The poll schedule, one sorted set per shard (see `relay.store.keys`).
+
+    A claim takes tokens from the rate every worker shares, spends them on the
+    shards' due tasks (an even share each, then what is left to the shards that
+    had more), and gives back what it did not spend.
+    """
+
+    def __init__(self, redis: Client, *, rate: float, retention: float) -> None:
         self.redis = redis
         self.rate = rate
         # A fifth of a second of calls at most at once, so polls are spread, not bursty.
         self.burst = max(1.0, rate / 5)
         self.retention = max(1, to_ms(retention))  # ms: settings accept fractions
-        self._claim = redis.register_script(scripts.CLAIM_POLLS)
-        self._apply = redis.register_script(scripts.APPLY)
-        self._signal = redis.register_script(scripts.SIGNAL)
+        self._take = script(redis, scripts.TAKE_TOKENS)
+        self._refund = script(redis, scripts.REFUND_TOKENS)
+        self._claim = script(redis, scripts.CLAIM_POLLS)
+        self._apply = script(redis, scripts.APPLY)
+        self._signal = script(redis, scripts.SIGNAL)
+        self._turn = itertools.count()
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
         """Due tasks, and whether the shared rate limit held back others that were due."""
-        reply = await self._claim(
-            args=[keys.PREFIX, to_ms(now), limit, to_ms(lease), self.rate, self.burst]
-        )
-        lease_ms, flat, limited = int(reply[0]), reply[1], bool(reply[2])
+        bucket = [keys.UPSTREAM_BUCKET, keys.UPSTREAM_PAUSED]
+        tokens = int(await self._take(keys=bucket, args=[to_ms(now), limit, self.rate, self.burst]))
+        if tokens < 0:
+            return [], False  # the upstream is paused
+        if tokens == 0:
+            return [], await self._any_due(now)
+        if tokens < SCARCE * keys.SHARDS:
+            claimed, more = await self._claim_scarce(tokens, lease, now)
+        else:
+            claimed, more = await self._claim_plenty(tokens, lease, now)
+        left = tokens - len(claimed)
+        if left > 0:
+            await self._refund(keys=[keys.UPSTREAM_BUCKET], args=[left, self.burst])
+        return claimed, more and tokens < limit
+
+    async def _claim_plenty(
+        self, tokens: int, lease: float, now: float
+    ) -> tuple[list[ClaimedPoll], bool]:
+        """Tokens enough for a few per shard: an even share each (each shard shares its
+        own fairly among its tenants), then what is left for the shards that had more."""
+        claimed: list[ClaimedPoll] = []
+        fuller: list[int] = list(range(keys.SHARDS))
+        left, more = tokens, False
+        for _ in range(2):
+            shares = split(left, fuller, next(self._turn))
+            if not shares:
+                break
+            calls = [
+                self._call(shard, now, share, lease, "take") for shard, share in shares.items()
+            ]
+            fuller = []
+            for shard, reply in zip(shares, await run(self.redis, calls), strict=True):
+                found = await self._parse_claim(shard, reply)
+                claimed += found
+                left -= len(found)
+                if int(reply[2]):
+                    fuller.append(shard)
+            more = bool(fuller)
+        return claimed, more
+
+    async def _claim_scarce(
+        self, tokens: int, lease: float, now: float
+    ) -> tuple[list[ClaimedPoll], bool]:
+        """Fewer tokens than shards could share fairly: every shard names its fair pick
+        (taking none), the picks are shared among all tenants one task each in turn,
+        then each shard takes the ones chosen of it."""
+        peek = min(tokens, 2 * SCARCE)
+        shards = range(keys.SHARDS)
+        peeks = await run(self.redis, [self._call(s, now, peek, lease, "peek") for s in shards])
+        found: defaultdict[str, list[tuple[float, int, str]]] = defaultdict(list)
+        for shard, (flat, _more) in zip(shards, peeks, strict=True):
+            for i in range(0, len(flat), 3):
+                found[str(flat[i + 1])].append((float(flat[i + 2]), shard, str(flat[i])))
+        total = sum(len(v) for v in found.values())
+        more = total > tokens or any(int(m) for _, m in peeks)
+        if not more:
+            # Room for every due task: all go, earliest first.
+            chosen = [(shard, i) for _, shard, i in sorted(x for v in found.values() for x in v)]
+        else:
+            # Each tenant's earliest due first, whichever shard they are in.
+            by_tenant = {t: [(shard, i) for _, shard, i in sorted(v)] for t, v in found.items()}
+            chosen = _round_robin(by_tenant, tokens, next(self._turn))
+        per_shard: defaultdict[int, list[str]] = defaultdict(list)
+        for shard, task_id in chosen:
+            per_shard[shard].append(task_id)
+        calls = [
+            self._call(shard, now, len(ids), lease, "ids", tuple(ids))
+            for shard, ids in per_shard.items()
+        ]
+        claimed: list[ClaimedPoll] = []
+        for shard, reply in zip(per_shard, await run(self.redis, calls), strict=True):
+            claimed += await self._parse_claim(shard, reply)
+        order = {task_id: n for n, (_, task_id) in enumerate(chosen)}
+        claimed.sort(key=lambda c: order[c.task_id])
+        return claimed, more
+
+    def _call(
+        self, shard: int, now: float, limit: int, lease: float, mode: str, ids: tuple[str, ...] = ()
+    ) -> Call:
+        args: list[str | int] = [keys.shard_prefix(shard), to_ms(now), limit, to_ms(lease), mode]
+        args += ids
+        return Call(self._claim, keys.shard_keys(shard), args)
+
+    async def _parse_claim(self, shard: int, reply: list[object]) -> list[ClaimedPoll]:
+        lease_ms, flat = int(str(reply[0])), reply[1]
+        assert isinstance(flat, list)
         claimed: list[ClaimedPoll] = []
         orphans: list[str] = []
         for i in range(0, len(flat), 5):
@@ -82,20 +219,58 @@ class PollQueue:
                 )
             )
         if orphans:
-            await self.redis.zrem(keys.DUE, *orphans)
-        return claimed, limited
+            await self.redis.zrem(keys.due(shard), *orphans)
+        return claimed
+
+    async def _any_due(self, now: float) -> bool:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.zcount(keys.due(shard), "-inf", to_ms(now))
+            counts = await pipe.execute()
+        return any(int(c) for c in counts)
 
     async def apply(self, outcomes: list[Outcome], now: float) -> Applied:
         """Write outcomes in one script call; each answers 'ok', 'lost', 'conflict' or
         'error' (that one failed; the others were written all the same)."""
         if not outcomes:
             return Applied([], [])
-        args: list[str | int | float] = [keys.PREFIX, to_ms(now), self.retention]
-        for outcome in outcomes:
-            args.extend(self._args(outcome, now))
-        replies, skipped = await self._apply(args=args)
-        pairs = (str(s).split(" ", 1) for s in skipped)
-        return Applied([str(r) for r in replies], [(task_id, tenant) for task_id, tenant in pairs])
+        by_shard: defaultdict[int, list[int]] = defaultdict(list)
+        for index, outcome in enumerate(outcomes):
+            by_shard[keys.shard_of(outcome.task_id)].append(index)
+        calls = []
+        for shard, indexes in by_shard.items():
+            args: list[str | int | float] = [
+                keys.shard_prefix(shard),
+                to_ms(now),
+                self.retention,
+                keys.FINALS,
+            ]
+            for index in indexes:
+                args.extend(self._args(outcomes[index], now))
+            calls.append(Call(self._apply, keys.shard_keys(shard), args))
+        answers: list[str] = [""] * len(outcomes)
+        skipped: list[tuple[str, str]] = []
+        untracked: list[tuple[str, str]] = []
+        for indexes, (replies, skips, ended) in zip(
+            by_shard.values(), await run(self.redis, calls), strict=True
+        ):
+            for index, reply in zip(indexes, replies, strict=True):
+                answers[index] = str(reply)
+            skipped += [_pair(s) for s in skips]
+            untracked += [_pair(s) for s in ended]
+        if untracked:
+            await self.untrack(untracked)
+        return Applied(answers, skipped)
+
+    async def untrack(self, pairs: list[tuple[str, str]]) -> None:
+        """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
+        by_tenant: defaultdict[str, list[str]] = defaultdict(list)
+        for task_id, tenant in pairs:
+            by_tenant[tenant].append(task_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, task_ids in by_tenant.items():
+                pipe.srem(keys.active_tasks(tenant), *task_ids)
+            await pipe.execute()
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
         step = outcome.step
@@ -124,7 +299,11 @@ class PollQueue:
 
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
-        reply = await self._signal(args=[keys.PREFIX, task_id, to_ms(now), signals])
+        shard = keys.shard_of(task_id)
+        reply = await self._signal(
+            keys=keys.shard_keys(shard),
+            args=[keys.shard_prefix(shard), task_id, to_ms(now), signals],
+        )
         return str(reply) == "signalled"
 
     async def pause_upstream(self, until: float) -> None:
@@ -148,3 +327,9 @@ class PollQueue:
     async def unauthorized_since(self) -> float | None:
         raw = await self.redis.get(keys.UPSTREAM_UNAUTHORIZED)
         return int(raw) / 1000 if raw else None
+
+
+def _pair(value: object) -> tuple[str, str]:
+    """'<task id> <tenant>' as the scripts answer it."""
+    task_id, _, tenant = str(value).partition(" ")
+    return task_id, tenant

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
+from relay.store.calls import script
 from relay.store.codec import (
     dump,
     dump_metadata,
@@ -19,7 +19,7 @@ from relay.store.codec import (
     load_registration,
     load_state,
 )
-from relay.store.redis import to_ms
+from relay.store.redis import Client, to_ms
 
 
 class RegisterOutcome(enum.Enum):
@@ -72,7 +72,7 @@ class Page:
 
 
 async def _pages(
-    redis: Redis, key: str, size: int, cursor: Page | None
+    redis: Client, key: str, size: int, cursor: Page | None
 ) -> AsyncIterator[tuple[list[tuple[str, float]], Page | None]]:
     """Members of a sorted set from highest score down, after `cursor`, a page at a time.
 
@@ -111,33 +111,48 @@ def _after(row: tuple[str, float], cursor: Page) -> bool:
 
 class Registry:
     def __init__(
-        self, redis: Redis, *, task_deadline: float, retention: float, max_tasks: int = 10_000
+        self, redis: Client, *, task_deadline: float, retention: float, max_tasks: int = 10_000
     ) -> None:
         self.redis = redis
         self.task_deadline = task_deadline
         self.retention = retention
         self.max_tasks = max_tasks
-        self._register = redis.register_script(scripts.REGISTER)
-        self._unregister = redis.register_script(scripts.UNREGISTER)
-        self._redeliver = redis.register_script(scripts.REDELIVER)
+        self._register = script(redis, scripts.REGISTER)
+        self._unregister = script(redis, scripts.UNREGISTER)
+        self._redeliver = script(redis, scripts.REDELIVER)
+        self._reserve = script(redis, scripts.RESERVE)
 
     async def register(self, asked: Registration) -> Registered:
+        """Register in three steps, each in one slot: a place in the tenant's quota,
+        the registration under the task, then the tenant's listing. A crash between
+        them leaves at most a place held for nothing, which the sweep gives back."""
         now = asked.registered_at
         initial = TaskState(registered_at=now, deadline_at=round(now + self.task_deadline, 3))
+        active = keys.active_tasks(asked.tenant)
+        place = await self._reserve(keys=[active], args=[asked.task_id, self.max_tasks])
+        shard = keys.shard_of(asked.task_id)
         reply = await self._register(
+            keys=keys.shard_keys(shard),
             args=[
-                keys.PREFIX,
+                keys.shard_prefix(shard),
                 asked.task_id,
                 asked.tenant,
                 dump_registration(asked),
                 dump(initial),
                 to_ms(now),
                 1 if asked.upstream_webhook else 0,
-                self.max_tasks,
+                0 if place == "full" else 1,
                 dump_metadata(asked),
-            ]
+            ],
         )
-        outcome, raw_reg, raw_state, polls, raw_metadata = reply
+        outcome, raw_reg, raw_state, polls, raw_metadata, final = reply
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if place == "added" and (outcome == "quota" or int(final)):
+                pipe.srem(active, asked.task_id)  # a final task is not tracked
+            if outcome != "quota":
+                pipe.zadd(keys.tenant_tasks(asked.tenant), {asked.task_id: to_ms(now)}, nx=True)
+                pipe.sadd(keys.TENANTS, asked.tenant)
+            await pipe.execute()
         if outcome == "quota":
             return Registered(RegisterOutcome.QUOTA, TaskView(asked, initial, 0))
         if outcome == "created":
@@ -161,19 +176,33 @@ class Registry:
         return TaskView(registration, load_state(raw_state), int(polls or 0))
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
-        removed = await self._unregister(
-            args=[keys.PREFIX, task_id, tenant, max(1, to_ms(self.retention))]
+        shard = keys.shard_of(task_id)
+        removed, delivery_ids = await self._unregister(
+            keys=keys.shard_keys(shard),
+            args=[keys.shard_prefix(shard), task_id, tenant, max(1, to_ms(self.retention))],
         )
-        return bool(removed)
+        if int(removed):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.tenant_tasks(tenant), task_id)
+                pipe.srem(keys.active_tasks(tenant), task_id)
+                if delivery_ids:
+                    pipe.zrem(keys.failed_deliveries(tenant), *delivery_ids)
+                await pipe.execute()
+        return bool(int(removed))
 
     async def redeliver(
         self, tenant: str, task_id: str, now: float, delivery_id: str = ""
     ) -> str | None:
         """A new attempt series for a delivery (by default the task's latest); its id."""
+        shard = keys.shard_of(task_id)
         redelivered = await self._redeliver(
-            args=[keys.PREFIX, tenant, task_id, to_ms(now), delivery_id]
+            keys=keys.shard_keys(shard),
+            args=[keys.shard_prefix(shard), tenant, task_id, to_ms(now), delivery_id],
         )
-        return str(redelivered) if redelivered else None
+        if not redelivered:
+            return None
+        await self.redis.zrem(keys.failed_deliveries(tenant), str(redelivered))
+        return str(redelivered)
 
     async def deliveries(self, tenant: str, task_id: str) -> list[dict[str, Any]]:
         key = keys.deliveries(tenant, task_id)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from redis.asyncio import Redis
-
 from relay.store import keys
 from relay.store.breaker import STATE_TTL
-from relay.store.redis import to_ms
+from relay.store.redis import Client, to_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Snapshot:
     due_per_tenant: list[tuple[str, int]]  # (tenant, tasks due now), by tenant name
 
 
-async def add_counts(redis: Redis, counts: Mapping[str, int], sums: Mapping[str, float]) -> None:
+async def add_counts(redis: Client, counts: Mapping[str, int], sums: Mapping[str, float]) -> None:
     """Add one process's counts to the shared ones, in one round trip."""
     async with redis.pipeline(transaction=False) as pipe:
         for field, value in counts.items():
@@ -38,44 +36,47 @@ async def add_counts(redis: Redis, counts: Mapping[str, int], sums: Mapping[str,
         await pipe.execute()
 
 
-async def snapshot(redis: Redis, now: float) -> Snapshot:
+async def snapshot(redis: Client, now: float) -> Snapshot:
     now_ms = to_ms(now)
+    shards = range(keys.SHARDS)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS)
-        pipe.zcard(keys.DUE)
-        pipe.zcount(keys.DUE, "-inf", now_ms)
-        pipe.zcard(keys.DELIVERY_DUE)
-        pipe.zcount(keys.DELIVERY_DUE, "-inf", now_ms)
         pipe.get(keys.UPSTREAM_PAUSED)
         pipe.get(keys.UPSTREAM_UNAUTHORIZED)
         pipe.zcount(keys.HELD_RECEIVERS, now_ms - to_ms(STATE_TTL), "+inf")
-        pipe.smembers(keys.DUE_TENANTS)
-        (
-            counters,
-            tracked,
-            due,
-            deliveries,
-            deliveries_due,
-            paused,
-            unauthorized,
-            held,
-            due_tenants,
-        ) = await pipe.execute()
-    tenants = sorted(due_tenants)
-    counts: list[int] = []
-    if tenants:
+        for shard in shards:
+            pipe.zcard(keys.due(shard))
+            pipe.zcount(keys.due(shard), "-inf", now_ms)
+            pipe.zcard(keys.delivery_due(shard))
+            pipe.zcount(keys.delivery_due(shard), "-inf", now_ms)
+            pipe.smembers(keys.due_tenants(shard))
+        counters, paused, unauthorized, held, *per_shard = await pipe.execute()
+    tracked = due = deliveries = deliveries_due = 0
+    due_tenants: list[tuple[int, str]] = []
+    for shard in shards:
+        s_tracked, s_due, s_deliveries, s_deliveries_due, tenants = per_shard[
+            shard * 5 : shard * 5 + 5
+        ]
+        tracked += int(s_tracked)
+        due += int(s_due)
+        deliveries += int(s_deliveries)
+        deliveries_due += int(s_deliveries_due)
+        due_tenants += [(shard, tenant) for tenant in tenants]
+    per_tenant: dict[str, int] = {}
+    if due_tenants:
         async with redis.pipeline(transaction=False) as pipe:
-            for tenant in tenants:
-                pipe.zcount(keys.tenant_due(tenant), "-inf", now_ms)
-            counts = [int(c) for c in await pipe.execute()]
+            for shard, tenant in due_tenants:
+                pipe.zcount(keys.tenant_due(shard, tenant), "-inf", now_ms)
+            for (_, tenant), count in zip(due_tenants, await pipe.execute(), strict=True):
+                per_tenant[tenant] = per_tenant.get(tenant, 0) + int(count)
     return Snapshot(
         counters=counters,
-        tracked=int(tracked),
-        due=int(due),
-        deliveries=int(deliveries),
-        deliveries_due=int(deliveries_due),
+        tracked=tracked,
+        due=due,
+        deliveries=deliveries,
+        deliveries_due=deliveries_due,
         paused=bool(paused) and int(paused) > now_ms,
         unauthorized=bool(unauthorized),
         held_receivers=int(held),
-        due_per_tenant=list(zip(tenants, counts, strict=True)),
+        due_per_tenant=sorted(per_tenant.items()),
     )

@@ -3,6 +3,8 @@ in-flight window, one probe at a time, holds that double, expiry while held."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from redis.asyncio import Redis
 
 from relay.store import keys
@@ -29,13 +31,13 @@ async def claimed(redis: Redis, count: int, now: float, *, first: int = 0) -> li
     for n in range(first, first + count):
         did = f"dlv_{n:04d}"
         await redis.hset(keys.delivery(did), mapping={"created": to_ms(T0) + n, "series": "1"})
-        await redis.zadd(keys.DELIVERY_DUE, {did: lease})
-        found.append(Candidate(did, lease, "alpha", ORIGIN))
+        await redis.zadd(keys.delivery_due(keys.delivery_shard(did)), {did: lease})
+        found.append(Candidate(did, lease, "alpha", ORIGIN, created=to_ms(T0) + n))
     return found
 
 
 async def due_at(redis: Redis, did: str) -> float:
-    score = await redis.zscore(keys.DELIVERY_DUE, did)
+    score = await redis.zscore(keys.delivery_due(keys.delivery_shard(did)), did)
     assert score is not None
     return score / 1000
 
@@ -102,7 +104,8 @@ async def test_a_held_delivery_past_the_span_expires(redis: Redis) -> None:
         await breaker.admit([c], T0, span=5)
         await breaker.record([Report(c, "down")], T0)
     young, old = await claimed(redis, 2, T0, first=10)
-    await redis.hset(keys.delivery(old.delivery_id), "created", to_ms(T0 - 6))
+    # Its series began before the span (a claim answers when: ClaimedDelivery).
+    old = dataclasses.replace(old, created=to_ms(T0 - 6))
     assert await breaker.admit([young, old], T0, span=5) == ["held", "expired"]
     # Parked no later than its own span's end, to be ended failed on time.
     assert await due_at(redis, young.delivery_id) <= T0 + 5 + 0.01

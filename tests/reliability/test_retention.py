@@ -13,13 +13,14 @@ breaker state, which expires `STATE_TTL` after its receiver's last attempt.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from relay.devtools.redis_server import free_port
-from relay.store import keys
+from relay.store import keys, stats
 from relay.store.breaker import STATE_TTL
 from support.payloads import answer, finished
 from support.servers import Canned, Receiver, ScriptedUpstream
@@ -37,14 +38,20 @@ BETA = "key-beta-0123456789"
 receivers = semantics.receivers  # receivers started by `new_receiver`, all stopped at the end
 new_id = semantics.new_id
 
-# The relay's fixed keys: one each, whatever the number of tasks.
+# The relay's fixed keys: one each (or one per shard), whatever the number of tasks.
 FIXED = {
     value
     for name, value in vars(keys).items()
     if name.isupper() and isinstance(value, str) and value.startswith(keys.PREFIX)
-}
-# Per receiver (not per task): each expires STATE_TTL after its receiver's last write.
-RECEIVER_PREFIXES = (keys.receiver(""), keys.held_for_tenant(""))
+} | {key for shard in range(keys.SHARDS) for key in keys.shard_keys(shard)}
+
+
+def bounded_receiver_state(key: str) -> bool:
+    """Per receiver (not per task): each expires STATE_TTL after its receiver's last write."""
+    tenant = key.startswith(keys.tenant_prefix("").removesuffix("}:")) and key.endswith(
+        (keys.held_for_tenant("").removeprefix(keys.tenant_prefix("")),)
+    )
+    return key.startswith(keys.receiver("").removesuffix("}")) or tenant
 
 
 def progressing(task_id: str, end: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -60,7 +67,7 @@ async def leftovers(redis: Redis) -> dict[str, tuple[str, int]]:
         if key in FIXED:
             continue
         ttl = await redis.ttl(key)
-        if key.startswith(RECEIVER_PREFIXES) and 0 < ttl <= STATE_TTL:
+        if bounded_receiver_state(key) and 0 < ttl <= STATE_TTL:
             continue
         found[key] = (await redis.type(key), ttl)
     return found
@@ -162,7 +169,8 @@ async def test_once_retention_has_passed_no_key_of_a_task_is_left(
         await api.wait_status(t[name], status, timeout=DEADLINE + 10)
 
     async def all_ended() -> bool:
-        return await redis.zcard(keys.DUE) + await redis.zcard(keys.DELIVERY_DUE) == 0
+        snapshot = await stats.snapshot(redis, time.time())
+        return snapshot.tracked + snapshot.deliveries == 0
 
     await eventually(all_ended, 20, "no poll and no delivery left to make")
     await asyncio.sleep(RETENTION)

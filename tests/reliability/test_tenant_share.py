@@ -36,7 +36,7 @@ RECEIVERS = 300
 
 
 def share_key(tenant: str) -> str:
-    return keys.receiver(f"share:{tenant}")
+    return keys.share_parked(tenant)
 
 
 async def claimed(

@@ -6,7 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
-from relay.store import PollQueue
+from relay.store import PollQueue, keys
 from relay.store.registry import Registry
 from support.payloads import new_id
 from tests.store import registration
@@ -14,7 +14,7 @@ from tests.store import registration
 
 async def claim_one(queue: PollQueue, task_id: str) -> bool:
     """Claim the task (made due now) and tell whether it is called back."""
-    await queue.redis.zadd("relay:due", {task_id: 0})
+    await queue.redis.zadd(keys.due(keys.shard_of(task_id)), {task_id: 0})
     claimed, _ = await queue.claim(100, 5.0, time.time())
     (only,) = [c for c in claimed if c.task_id == task_id]
     return only.calls_back
@@ -47,5 +47,5 @@ async def test_a_task_without_the_count_is_polled_as_usual(redis: Redis) -> None
     queue = PollQueue(redis, rate=1000, retention=3600)
     task_id = new_id()
     await registry.register(registration(task_id, "alpha", upstream_webhook=True))
-    await redis.hdel(f"relay:task:{task_id}", "nw")
+    await redis.hdel(keys.task(task_id), "nw")
     assert await claim_one(queue, task_id) is False

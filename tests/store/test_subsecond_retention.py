@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from relay.core import lifecycle
 from relay.core.model import Observation, TaskState
 from relay.core.schedule import PollPolicy
-from relay.store import PollQueue
+from relay.store import PollQueue, keys
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
 from support.payloads import new_id
@@ -24,12 +24,12 @@ async def test_a_final_task_expires_after_a_retention_under_a_second(redis: Redi
     task_id = new_id()
     now = time.time()
     await registry.register(registration(task_id, "alpha", registered_at=now))
-    raw = await redis.hget(f"relay:task:{task_id}", "state")
+    raw = await redis.hget(keys.task(task_id), "state")
     assert raw is not None
     step = lifecycle.observe(TaskState(now, now + 600), FINISHED, now, PollPolicy())
     applied = await queue.apply([Outcome(task_id, raw, step, polls_after=1)], now)
     assert applied.replies == ["ok"]
-    ttl = await redis.pttl(f"relay:task:{task_id}")
+    ttl = await redis.pttl(keys.task(task_id))
     assert 0 < ttl <= 500, ttl
 
 
@@ -40,5 +40,5 @@ async def test_a_deleted_task_keeps_its_state_for_a_retention_under_a_second(
     task_id = new_id()
     await registry.register(registration(task_id, "alpha"))
     assert await registry.unregister("alpha", task_id)
-    ttl = await redis.pttl(f"relay:task:{task_id}")
+    ttl = await redis.pttl(keys.task(task_id))
     assert 0 < ttl <= 250, ttl
