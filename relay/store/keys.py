@@ -12,8 +12,8 @@ single Redis nothing changes. Four kinds of tag:
 - a **tenant**, `{t:<tenant>}`: what is listed or counted per tenant across
   shards (its tasks, its quota, its failed deliveries, its receivers held).
 - a **receiver**, `{r:<origin>}`: one webhook origin's circuit breaker.
-- none: a few small global keys (the shared upstream rate limit and pause,
-  the metrics, the set of tenants).
+- `{upstream}`: the shared upstream rate limit and pause, read together.
+- none: a few small global keys (the metrics, the set of tenants).
 
 Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
   task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
@@ -47,10 +47,11 @@ expiring `STATE_TTL` after its last write, `receiver(origin)` = `relay:{r:<origi
   :f                   zset  attempts in flight, `delivery_id|lease` -> lease end (ms)
   :q                   zset  parked delivery ids -> creation time (ms): waiting to go
   :r                   zset  delivery ids whose last attempt there failed -> creation (ms)
+Upstream (`relay:{upstream}:`):
+  bucket               hash  the shared token bucket for upstream calls
+  paused               string ms until which no worker calls the upstream (Retry-After, 401)
+  unauthorized         string when the upstream last refused the key (cleared on success)
 Global:
-  upstream:bucket      hash  the shared token bucket for upstream calls
-  upstream:paused      string ms until which no worker calls the upstream (Retry-After, 401)
-  upstream:unauthorized string when the upstream last refused the key (cleared on success)
   metrics              hash  counters of every process (see relay.metrics)
   finals               channel pub/sub: the id of each task as it becomes final or a tenant
                              deletes it (wakes /wait; see relay.api.waiters)
@@ -70,9 +71,10 @@ PREFIX = "relay:"
 # this, so changing it strands every stored task (it would need a migration).
 SHARDS = 32
 
-UPSTREAM_BUCKET = PREFIX + "upstream:bucket"
-UPSTREAM_PAUSED = PREFIX + "upstream:paused"
-UPSTREAM_UNAUTHORIZED = PREFIX + "upstream:unauthorized"
+# One tag for the upstream's keys: a claim reads the bucket and the pause in one script.
+UPSTREAM_BUCKET = PREFIX + "{upstream}:bucket"
+UPSTREAM_PAUSED = PREFIX + "{upstream}:paused"
+UPSTREAM_UNAUTHORIZED = PREFIX + "{upstream}:unauthorized"
 METRICS = PREFIX + "metrics"
 TENANTS = PREFIX + "tenants"
 FINALS = PREFIX + "finals"  # pub/sub channel: the id of each task as it becomes final
