@@ -29,20 +29,22 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from relay.core import lifecycle
+from relay.core.lifecycle import Step
 from relay.core.model import DEFAULT_EVENTS, Observation, Registration, TaskState
 from relay.core.normalize import normalize
 from relay.core.schedule import PollPolicy
 from relay.devtools.redis_server import RedisServer, free_port
-from relay.store import keys, scripts
-from relay.store.codec import dump, dump_metadata, dump_registration
-from relay.store.redis import to_ms
+from relay.store.codec import dump, load_state
+from relay.store.deliveries import DeliveryQueue
+from relay.store.polls import Outcome, PollQueue
+from relay.store.registry import RegisterOutcome, Registry
 from support.load_servers import API_KEY
 from support.payloads import TASK, processing
 
@@ -346,12 +348,8 @@ HOT_POLLING = {
 
 # --- bulk set-up in Redis -------------------------------------------------------------------------
 
-
-def running_state(now: float, deadline: float) -> TaskState:
-    """The state after one `processing 50%` answer: later such answers change nothing."""
-    initial = TaskState(registered_at=now, deadline_at=now + deadline)
-    observation = normalize(processing(TASK, "50"))
-    return lifecycle.observe(initial, observation, now, PollPolicy()).state
+REGISTER_CHUNK = 200  # registrations in flight at once (each its own few round trips)
+RETENTION = 7 * 86400.0  # RELAY_RETENTION's default, for the store objects set-up uses
 
 
 async def register_tasks(
@@ -362,52 +360,57 @@ async def register_tasks(
     events: tuple[str, ...] = DEFAULT_EVENTS,
     metadata: dict[str, Any] | None = None,
     running: bool = False,
+    first_poll: Callable[[str], float] | None = None,
     deadline: float = 3 * 3600.0,
-    batch: int = 1000,
     tenant: str = TENANT,
 ) -> dict[str, str]:
-    """Register tasks as the API does (the same Lua script, pipelined); their stored state.
+    """Register tasks as the API does (`Registry.register`, REGISTER_CHUNK at a time);
+    their stored states.
 
-    With `running`, each task starts in the state one `processing 50%` poll
-    leaves, so every later poll of the stand-in is the same steady-state poll
-    (no event, no fan-out) whatever the task count.
+    With `running`, each task is then put in the state one `processing 50%`
+    poll leaves, so every later poll of the stand-in is the same steady-state
+    poll (no event, no fan-out) whatever the task count. That write counts no
+    poll and makes no event, as if the task had been registered in that state;
+    the task is due `first_poll(task_id)` seconds later (at once by default).
     """
-    register = redis.register_script(scripts.REGISTER)
+    registry = Registry(redis, task_deadline=deadline, retention=RETENTION, max_tasks=1 << 30)
     stored: dict[str, str] = {}
-    for start in range(0, len(task_ids), batch):
+    for start in range(0, len(task_ids), REGISTER_CHUNK):
+        chunk = task_ids[start : start + REGISTER_CHUNK]
         now = time.time()
-        state = running_state(now, deadline) if running else TaskState(now, now + deadline)
-        raw_state = dump(state)
-        async with redis.pipeline(transaction=False) as pipe:
-            for task_id in task_ids[start : start + batch]:
-                registration = Registration(
-                    tenant=tenant,
-                    task_id=task_id,
-                    registered_at=now,
-                    rid=secrets.token_hex(8),
-                    webhook_url=webhook_url,
-                    events=events,
-                    metadata=metadata or {},
+        answers = await asyncio.gather(
+            *(
+                registry.register(
+                    Registration(
+                        tenant=tenant,
+                        task_id=task_id,
+                        registered_at=now,
+                        rid=secrets.token_hex(8),
+                        webhook_url=webhook_url,
+                        events=events,
+                        metadata=metadata or {},
+                    )
                 )
-                await register(
-                    args=[
-                        keys.PREFIX,
-                        task_id,
-                        tenant,
-                        dump_registration(registration),
-                        raw_state,
-                        to_ms(now),
-                        0,  # the upstream does not call back
-                        1 << 30,  # the tenant's quota: no bound here
-                        dump_metadata(registration),
-                    ],
-                    client=pipe,
-                )
-                stored[task_id] = raw_state
-            replies = await pipe.execute()
-        bad = [r for r in replies if r[0] != "created"]
+                for task_id in chunk
+            )
+        )
+        bad = [
+            (t, a.outcome)
+            for t, a in zip(chunk, answers, strict=True)
+            if a.outcome is not RegisterOutcome.CREATED
+        ]
         if bad:
             raise RuntimeError(f"registration did not create tasks: {bad[:3]}")
+        stored.update((t, dump(a.view.state)) for t, a in zip(chunk, answers, strict=True))
+    if running:
+        steady = normalize(processing(TASK, "50"))
+        policy = PollPolicy()
+
+        def start_running(task_id: str, state: TaskState, now: float) -> Step:
+            running_state = lifecycle.observe(state, steady, now, policy).state
+            return Step(running_state, None, first_poll(task_id) if first_poll else 0.0)
+
+        stored = await _write_steps(redis, stored, start_running, count_poll=False)
     return stored
 
 
@@ -415,33 +418,53 @@ async def apply_answers(
     redis: Redis,
     stored: dict[str, str],
     answer: Any,
-    *,
-    batch: int = 500,
 ) -> dict[str, str]:
     """Feed each task one upstream answer through `PollQueue.apply`, as the upstream webhook does.
 
     `answer(task_id)` gives the fetch body. Returns the new stored states.
     """
-    from relay.store.codec import load_state
-    from relay.store.polls import Outcome, PollQueue
-
-    queue = PollQueue(redis, rate=1e9, retention=7 * 86400)
     policy = PollPolicy()
+
+    def observe(task_id: str, state: TaskState, now: float) -> Step:
+        observation: Observation = normalize(answer(task_id), task_id)
+        return lifecycle.observe(state, observation, now, policy)
+
+    return await _write_steps(redis, stored, observe, count_poll=True)
+
+
+async def _write_steps(
+    redis: Redis,
+    stored: dict[str, str],
+    step_of: Callable[[str, TaskState, float], Step],
+    *,
+    count_poll: bool,
+    batch: int = 500,
+) -> dict[str, str]:
+    """Write `step_of(task_id, state, now)` for each task through `PollQueue.apply`,
+    `batch` at a time; the new stored states."""
+    queue = PollQueue(redis, rate=1e9, retention=RETENTION)
     items = list(stored.items())
     written: dict[str, str] = {}
+    polls_after = 1 if count_poll else 0
     for start in range(0, len(items), batch):
         now = time.time()
         outcomes = []
         for task_id, raw_state in items[start : start + batch]:
-            observation: Observation = normalize(answer(task_id), task_id)
-            step = lifecycle.observe(load_state(raw_state), observation, now, policy)
-            outcomes.append(Outcome(task_id, raw_state, step, polls_after=1, lease=None))
+            step = step_of(task_id, load_state(raw_state), now)
+            outcomes.append(
+                Outcome(task_id, raw_state, step, polls_after=polls_after, count_poll=count_poll)
+            )
             written[task_id] = dump(step.state)
         replies = (await queue.apply(outcomes, now)).replies
         bad = [r for r in replies if r != "ok"]
         if bad:
             raise RuntimeError(f"outcomes not written: {bad[:3]}")
     return written
+
+
+async def deliveries_due(redis: Redis) -> int:
+    """Deliveries waiting in every shard's queue (pending, not yet delivered or failed)."""
+    return await DeliveryQueue(redis, retention=RETENTION).due_count()
 
 
 def run_async(coro: Any) -> Any:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.delivery [--tiny]
 
-N tasks are registered (the registration Lua script, pipelined) with a
+N tasks are registered (the store's `Registry.register`, as the API does) with a
 webhook URL on a local receiver (aiohttp.web, its own process, answering
 204), then made final through `PollQueue.apply` with the step a `finished`
 answer (a four-image grid) makes: N `task.succeeded` deliveries pending.
@@ -28,6 +28,7 @@ from bench._common import (
     apply_answers,
     connected,
     cpu_seconds,
+    deliveries_due,
     http_json,
     print_results,
     print_table,
@@ -39,7 +40,6 @@ from bench._common import (
     target_note,
     worker_env,
 )
-from relay.store import keys
 from support.payloads import finished_grid, new_ids
 
 FULL = {"tasks": 20_000, "warmup": 2.0, "window": 10.0, "limit": 120.0}
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     client, new_ids(n), webhook_url=rurl + "/hooks/relay", metadata=METADATA
                 )
                 await apply_answers(client, stored, finished_grid)
-                return int(await client.zcard(keys.DELIVERY_DUE))
+                return await deliveries_due(client)
 
         say(f"creating {n} pending deliveries")
         pending = run_async(prepare())
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
         async def due_count() -> int:
             async with connected(redis.url) as client:
-                return int(await client.zcard(keys.DELIVERY_DUE))
+                return await deliveries_due(client)
 
         say("delivering")
         worker = stack.spawn("worker", ["-m", "bench._poll_worker"], env)

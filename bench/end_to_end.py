@@ -7,7 +7,7 @@ upstream answers `processing` with a percentage moving linearly to each
 task's planned end and `finished` (a four-image grid) from then on, and notes
 when it first served `finished` for each task. A real `relay worker` process
 (`python -m relay worker`, as deployed) polls them, registered through the
-registration Lua script; a receiver process notes when each task's
+store's `Registry.register` as the API does; a receiver process notes when each task's
 `task.succeeded` webhook arrived.
 
 overhead = arrival at the receiver - the stand-in's first `finished` answer

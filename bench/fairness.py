@@ -16,10 +16,10 @@ registration to its first call at the stand-in. Target: every one within
 
 Bare limits, same run: B's tasks polled at once (0 s), and what a
 first-come-first-served queue would give: the tasks due ahead of B's when B
-registered (`ZCOUNT due`, all A's) over A's measured call rate. Also A's
-call rate while B's tasks are polled, against RELAY_UPSTREAM_RATE, and the
-most calls the stand-in saw in any 1 s: the shared limit still holds
-(at most the rate plus the token bucket's burst). The due tasks per tenant
+registered (due now, summed over every shard's queue: all A's) over A's
+measured call rate. Also A's call rate while B's tasks are polled, against
+RELAY_UPSTREAM_RATE, and the most calls the stand-in saw in any 1 s: the
+shared limit still holds (at most the rate plus the token bucket's burst). The due tasks per tenant
 as `relay_tenant_due_tasks` shows them at B's registration are printed too.
 
 `--tiny`: 500 A tasks, 5 B tasks, a 1 s head start, a 3 s window.
@@ -53,9 +53,8 @@ from bench._common import (
 )
 from relay import metrics
 from relay.settings import load_settings
-from relay.store import keys
+from relay.store import stats
 from relay.store.polls import PollQueue
-from relay.store.redis import to_ms
 from support.payloads import new_ids
 from support.stats import percentile
 
@@ -119,7 +118,7 @@ async def _register(redis_url: str, ids: list[str], tenant: str) -> None:
 async def _queue_ahead(redis_url: str) -> tuple[int, dict[str, float]]:
     """Tasks due now (the queue a new task would join the end of), and the metric's view."""
     async with connected(redis_url) as client:
-        ahead = int(await client.zcount(keys.DUE, "-inf", to_ms(time.time())))
+        ahead = (await stats.snapshot(client, time.time())).due
         exposition = (await metrics.render(client)).decode()
     return ahead, due_per_tenant(exposition)
 

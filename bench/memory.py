@@ -3,16 +3,19 @@
     .venv/bin/python -m bench.memory [--tiny]
 
 On a Redis of its own, `INFO memory` used_memory is read before and after:
-1. registering N tasks (the registration Lua script, pipelined) with a
+1. registering N tasks (the store's `Registry.register`, as the API does) with a
    webhook URL of realistic length, the default events and small metadata;
 2. one `processing 45%` answer for each (through `PollQueue.apply`): the
    state every tracked task carries while the relay polls it;
 3. one `finished` answer for each (a four-image grid), then every
    `task.succeeded` webhook delivered by a worker (bench/_poll_worker.py) to
    a local receiver: what each task leaves for RELAY_RETENTION (7 days).
-Bytes per task = the used_memory difference from the baseline / N. A few
-tasks are registered before the baseline so the script cache is not counted.
-`MEMORY USAGE` and the encoding of one sample task's keys are shown per stage.
+Bytes per task = the used_memory difference from the baseline / N, each read
+once the set-up's own connections are closed (their buffers are not the
+tasks'). A few tasks are registered before the baseline so the script cache
+is not counted. `MEMORY USAGE` and the encoding of one sample task's keys are
+shown per stage, and the keys every task has an entry in: each of the
+`keys.SHARDS` shards' queues (their sum), the tenant's listing and quota.
 The same is measured again with `hash-max-listpack-value 1024` (default 64), as
 the deploy files set it:
 the task and registration hashes hold JSON values over 64 bytes, which turns
@@ -23,6 +26,7 @@ Target: < 1 KiB per tracked task.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -34,6 +38,7 @@ from bench._common import (
     Stack,
     apply_answers,
     connected,
+    deliveries_due,
     http_json,
     print_results,
     print_table,
@@ -46,6 +51,7 @@ from bench._common import (
 )
 from relay.store import keys
 from support.payloads import finished_grid, new_ids, processing
+from support.waiting import eventually
 
 FULL = {"tasks": 20_000}
 TINY = {"tasks": 500}
@@ -54,32 +60,49 @@ METADATA = {"order": 123456, "customer": "cus_0123456789"}
 TUNED = ("--hash-max-ziplist-value", "1024")  # the name Redis 6.2 knows too
 # Redis' own default, said explicitly: the test/dev servers set the tuned value.
 DEFAULT = ("--hash-max-ziplist-value", "64")
+SHARD_TAG = re.compile(r"\{s[0-9]+\}")
 
 
 async def used_memory(client: Redis) -> int:
+    """used_memory once the set-up's connections are closed: each holds some 20 KiB of
+    buffers, and how many a concurrent registration opens varies from run to run."""
+    await client.connection_pool.disconnect()
+
+    async def alone() -> bool:
+        return int((await client.info("clients"))["connected_clients"]) == 1
+
+    await eventually(alone, 10.0, "the set-up's other connections to Redis closed")
     info = await client.info("memory")
     return int(info["used_memory"])
+
+
+def pattern(name: str, **ids: str) -> str:
+    """A key's name as a pattern: no prefix, `{s<k>}` for its shard, `{<kind>}` for each id."""
+    shown = SHARD_TAG.sub("{s<k>}", name.removeprefix(keys.PREFIX))
+    for kind, value in ids.items():
+        shown = shown.replace(value, "{" + kind + "}")
+    return shown
 
 
 async def sample_keys(client: Redis, task_id: str) -> list[list[Any]]:
     """Each key of one task: its name pattern, type, encoding, MEMORY USAGE bytes."""
     names = [keys.task(task_id)]
+    ids = {"id": task_id}
     dlvs: list[str] = await client.lrange(keys.deliveries(TENANT, task_id), 0, -1)  # type: ignore[misc]
     if dlvs:
         names += [keys.deliveries(TENANT, task_id), keys.delivery(dlvs[0]), keys.attempts(dlvs[0])]
+        ids["dlv"] = dlvs[0]
         event_id = await client.hget(keys.delivery(dlvs[0]), "event")  # type: ignore[misc]
         if event_id:
-            names.append(keys.event(event_id))
+            names.append(keys.event(task_id, event_id))
+            ids["event"] = event_id
     rows = []
     for name in names:
         if not await client.exists(name):
             continue
-        pattern = name.replace(task_id, "{id}")
-        if dlvs:
-            pattern = pattern.replace(dlvs[0], "{dlv}")
         rows.append(
             [
-                pattern.split("evt_")[0] + ("{event}" if "evt_" in pattern else ""),
+                pattern(name, **ids),
                 await client.type(name),
                 await client.object("encoding", name),
                 int(await client.memory_usage(name, samples=0) or 0),
@@ -89,20 +112,37 @@ async def sample_keys(client: Redis, task_id: str) -> list[list[Any]]:
     return rows
 
 
+def shared_groups() -> list[list[str]]:
+    """The keys every task has an entry in: the shards' queues, then the tenant's sets."""
+    shards = range(keys.SHARDS)
+    return [
+        [keys.due(shard) for shard in shards],
+        [keys.tenant_due(shard, TENANT) for shard in shards],
+        [keys.delivery_due(shard) for shard in shards],
+        [keys.tenant_tasks(TENANT)],
+        [keys.active_tasks(TENANT)],
+    ]
+
+
 async def shared_keys(client: Redis, n: int) -> list[list[Any]]:
+    """Per shared key (summed over the shards for a shard's queue): bytes per task."""
     rows = []
-    for name in (keys.DUE, keys.tenant_tasks(TENANT), keys.DELIVERY_DUE):
-        if await client.exists(name):
-            usage = int(await client.memory_usage(name, samples=0) or 0)
-            rows.append(
-                [
-                    name.removeprefix(keys.PREFIX) + " (per task)",
-                    await client.type(name),
-                    await client.object("encoding", name),
-                    round(usage / n),
-                    "-",
-                ]
-            )
+    for group in shared_groups():
+        present = [name for name in group if await client.exists(name)]
+        if not present:
+            continue
+        usage = sum([int(await client.memory_usage(name, samples=0) or 0) for name in present])
+        encodings = sorted({str(await client.object("encoding", name)) for name in present})
+        where = f", {len(present)} shards" if len(group) > 1 else ""
+        rows.append(
+            [
+                f"{pattern(group[0])}{where} (per task)",
+                await client.type(present[0]),
+                "/".join(encodings),
+                round(usage / n),
+                "-",
+            ]
+        )
     return rows
 
 
@@ -150,7 +190,7 @@ def measure(
 
         async def due() -> int:
             async with connected(redis.url) as client:
-                return int(await client.zcard(keys.DELIVERY_DUE))
+                return await deliveries_due(client)
 
         deadline = time.monotonic() + max(60.0, n / 200)
         while time.monotonic() < deadline and (

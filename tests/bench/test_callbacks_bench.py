@@ -70,7 +70,7 @@ def test_the_mix_is_reproducible_and_within_its_families(mode: Mode) -> None:
 
 def test_only_the_upstream_durations_wait_in_a_relax_queue() -> None:
     def longest_queue(mode: Mode) -> float:
-        return max(s.fields["queue_seconds"] for s in draw_mix(mode))
+        return float(max(s.fields["queue_seconds"] for s in draw_mix(mode)))
 
     assert longest_queue(FULL) <= 5
     assert longest_queue(UPSTREAM) > 60
