@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from relay.devtools.redis_cluster import ClusterServers
+from relay.devtools.redis_cluster import ClusterServers, command
 from relay.store.cluster_client import RelayCluster
 from relay.store.redis import connect
 
@@ -16,6 +16,15 @@ from relay.store.redis import connect
 def redis_cluster() -> Iterator[ClusterServers]:
     with ClusterServers(primaries=3, replicas=1) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def empty_cluster(redis_cluster: ClusterServers) -> ClusterServers:
+    """The session's cluster with every primary flushed: whichever nodes serve now, as an
+    earlier test's failover may have swapped roles (the replicas follow their primary)."""
+    for node in redis_cluster.owners():
+        command(node.port, "FLUSHALL")
+    return redis_cluster
 
 
 @pytest.fixture
