@@ -39,13 +39,13 @@ through `record`, when that share has room again.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from relay.store import keys
 from relay.store.calls import Call, run, script
 from relay.store.redis import Client, to_ms
+from relay.store.shards import grouped
 
 if TYPE_CHECKING:
     from relay.delivery.receivers import Verdict
@@ -390,7 +390,7 @@ class Receivers:
             fits.append(left.get(c.tenant, 1) > 0)
             if c.tenant in left:
                 left[c.tenant] -= 1
-        groups = _by_origin(enumerate(candidates), lambda c: c[1].origin)
+        groups = grouped(enumerate(candidates), lambda c: c[1].origin)
         calls = []
         for origin, members in groups:
             args = [*self._common(now), to_ms(span)]
@@ -424,7 +424,7 @@ class Receivers:
     ) -> Recorded:
         """Note how attempts went; `release`: how many deliveries parked over each
         tenant's share may go now."""
-        groups = _by_origin(reports, lambda r: r.candidate.origin)
+        groups = grouped(reports, lambda r: r.candidate.origin)
         if not groups and not release:
             return Recorded()
         calls = []
@@ -468,12 +468,13 @@ class Receivers:
 
     async def _write(self, writes: _Writes, now: float, *, clean: bool = False) -> int:
         """What the scripts answered for other tags; returns how many due times moved."""
-        by_shard: defaultdict[int, list[str | int]] = defaultdict(list)
-        for delivery_id, lease, at in writes.due:
-            by_shard[keys.delivery_shard(delivery_id)] += [delivery_id, lease, at]
         calls = [
-            Call(self._reschedule, keys.shard_keys(shard), [keys.shard_prefix(shard), *args])
-            for shard, args in by_shard.items()
+            Call(
+                self._reschedule,
+                keys.shard_keys(shard),
+                [keys.shard_prefix(shard), *(v for entry in entries for v in entry)],
+            )
+            for shard, entries in grouped(writes.due, lambda e: keys.delivery_shard(e[0]))
         ]
         moved = sum(int(n) for n in await run(self.redis, calls))
         ttl = to_ms(STATE_TTL)
@@ -481,8 +482,8 @@ class Receivers:
             for tenant, delivery_id, created in writes.share_add:
                 pipe.zadd(keys.share_parked(tenant), {delivery_id: created})
                 pipe.pexpire(keys.share_parked(tenant), ttl)
-            for tenant, delivery_id in writes.share_remove:
-                pipe.zrem(keys.share_parked(tenant), delivery_id)
+            for tenant, pairs in grouped(writes.share_remove, lambda p: p[0]):
+                pipe.zrem(keys.share_parked(tenant), *(did for _, did in pairs))
             for tenant, origin in writes.notes:
                 pipe.zadd(keys.held_for_tenant(tenant), {origin: to_ms(now)})
                 pipe.pexpire(keys.held_for_tenant(tenant), ttl)
@@ -515,13 +516,3 @@ async def held_receivers(redis: Client, tenant: str, now: float) -> list[HeldRec
         if hs and int(hs) > 0
     ]
     return sorted(held, key=lambda h: (h.held_since, h.origin))
-
-
-T = TypeVar("T")
-
-
-def _by_origin(items: Iterable[T], origin: Callable[[T], str]) -> list[tuple[str, list[T]]]:
-    groups: defaultdict[str, list[T]] = defaultdict(list)
-    for item in items:
-        groups[origin(item)].append(item)
-    return list(groups.items())

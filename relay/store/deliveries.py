@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections import defaultdict
 
 from relay.core.model import Ending, Event, Registration
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
 from relay.store.codec import dump, load_event, load_registration
-from relay.store.polls import split
 from relay.store.redis import Client, to_ms
+from relay.store.shards import claim_over_shards, grouped
 
 # Every delivery id has the shape the fan-out script gives it ('dlv_', its shard in two
 # hex digits, 24 of a SHA-1: scripts._FAN_OUT). Anything else names no delivery and must
@@ -72,31 +71,21 @@ class DeliveryQueue:
         self._turn = itertools.count()
 
     async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedDelivery]:
-        claimed: list[ClaimedDelivery] = []
-        fuller: list[int] = list(range(keys.SHARDS))
-        left = limit
-        # An even share of the batch for every shard, then the rest for those that had more.
-        for _ in range(2):
-            shares = split(left, fuller, next(self._turn))
-            if not shares:
-                break
+
+        async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedDelivery], bool]]:
             calls = [
                 Call(
                     self._claim,
                     keys.shard_keys(shard),
-                    [keys.shard_prefix(shard), to_ms(now), share, to_ms(lease)],
+                    [keys.shard_prefix(shard), to_ms(now), n, to_ms(lease)],
                 )
-                for shard, share in shares.items()
+                for shard, n in shares.items()
             ]
-            fuller = []
-            for (shard, share), reply in zip(
-                shares.items(), await run(self.redis, calls), strict=True
-            ):
-                found = _parse_claim(reply)
-                claimed += found
-                left -= len(found)
-                if len(found) >= share:
-                    fuller.append(shard)
+            found = [_parse_claim(reply) for reply in await run(self.redis, calls)]
+            # A shard that gave its whole share may have more.
+            return [(f, len(f) >= n) for f, n in zip(found, shares.values(), strict=True)]
+
+        claimed, _more = await claim_over_shards(limit, self._turn, take)
         return claimed
 
     async def finish(self, finishes: list[Finish], now: float) -> list[str]:
@@ -104,11 +93,11 @@ class DeliveryQueue:
         'missing'."""
         if not finishes:
             return []
-        by_shard: defaultdict[int, list[int]] = defaultdict(list)
-        for index, f in enumerate(finishes):
-            by_shard[keys.delivery_shard(f.delivery.id)].append(index)
+        by_shard = grouped(
+            range(len(finishes)), lambda i: keys.delivery_shard(finishes[i].delivery.id)
+        )
         calls = []
-        for shard, indexes in by_shard.items():
+        for shard, indexes in by_shard:
             args: list[str | int | float] = [keys.shard_prefix(shard), to_ms(now), self.retention]
             for index in indexes:
                 f = finishes[index]
@@ -121,19 +110,18 @@ class DeliveryQueue:
                 ]
             calls.append(Call(self._finish, keys.shard_keys(shard), args))
         answers = [""] * len(finishes)
-        failed: defaultdict[str, list[str]] = defaultdict(list)
-        for indexes, (replies, failures) in zip(
-            by_shard.values(), await run(self.redis, calls), strict=True
+        failed: list[tuple[str, str]] = []  # (tenant, delivery id)
+        for (_, indexes), (replies, failures) in zip(
+            by_shard, await run(self.redis, calls), strict=True
         ):
             for index, reply in zip(indexes, replies, strict=True):
                 answers[index] = str(reply)
-            for entry in failures:
-                tenant, _, delivery_id = str(entry).rpartition(" ")
-                failed[tenant].append(delivery_id)
+            failed += [_split_pair(entry) for entry in failures]
         if failed:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for tenant, ids in failed.items():
-                    pipe.zadd(keys.failed_deliveries(tenant), dict.fromkeys(ids, to_ms(now)))
+                for tenant, pairs in grouped(failed, lambda p: p[0]):
+                    ids = dict.fromkeys((did for _, did in pairs), to_ms(now))
+                    pipe.zadd(keys.failed_deliveries(tenant), ids)
                 await pipe.execute()
         return answers
 
@@ -190,3 +178,9 @@ def _parse_claim(reply: list[object] | None) -> list[ClaimedDelivery]:
             )
         )
     return claimed
+
+
+def _split_pair(entry: object) -> tuple[str, str]:
+    """'<tenant> <delivery id>' as FINISH_DELIVERY answers it (a tenant may hold spaces)."""
+    tenant, _, delivery_id = str(entry).rpartition(" ")
+    return tenant, delivery_id

@@ -14,6 +14,7 @@ from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
 from relay.store.codec import dump, load_state
 from relay.store.redis import Client, to_ms
+from relay.store.shards import claim_over_shards, grouped, round_robin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,46 +49,6 @@ class Applied:
 
 # Below this many tokens per shard, a claim asks every shard first (see _claim_scarce).
 SCARCE = 4
-
-
-def _round_robin(
-    by_tenant: dict[str, list[tuple[int, str]]], count: int, turn: int
-) -> list[tuple[int, str]]:
-    """Up to `count` items, one of each tenant's in turn (tenants in name order, from a
-    rotating start), each tenant's in the order given. Pure."""
-    tenants = sorted(by_tenant)
-    if not tenants:
-        return []
-    tenants = tenants[turn % len(tenants) :] + tenants[: turn % len(tenants)]
-    chosen: list[tuple[int, str]] = []
-    depth = 0
-    while len(chosen) < count:
-        took = False
-        for tenant in tenants:
-            items = by_tenant[tenant]
-            if depth < len(items):
-                chosen.append(items[depth])
-                took = True
-                if len(chosen) == count:
-                    break
-        if not took:
-            break
-        depth += 1
-    return chosen
-
-
-def split(total: int, parts: list[int], start: int) -> dict[int, int]:
-    """`total` shared as evenly as can be among `parts`, the remainder going to the
-    parts from `start` on (a rotating start spreads it over turns). Pure."""
-    if not parts or total <= 0:
-        return {}
-    base, extra = divmod(total, len(parts))
-    shares = {}
-    for offset, part in enumerate(parts[start % len(parts) :] + parts[: start % len(parts)]):
-        share = base + (1 if offset < extra else 0)
-        if share:
-            shares[part] = share
-    return shares
 
 
 class PollQueue:
@@ -133,25 +94,16 @@ class PollQueue:
     ) -> tuple[list[ClaimedPoll], bool]:
         """Tokens enough for a few per shard: an even share each (each shard shares its
         own fairly among its tenants), then what is left for the shards that had more."""
-        claimed: list[ClaimedPoll] = []
-        fuller: list[int] = list(range(keys.SHARDS))
-        left, more = tokens, False
-        for _ in range(2):
-            shares = split(left, fuller, next(self._turn))
-            if not shares:
-                break
-            calls = [
-                self._call(shard, now, share, lease, "take") for shard, share in shares.items()
+
+        async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedPoll], bool]]:
+            calls = [self._call(shard, now, n, lease, "take") for shard, n in shares.items()]
+            replies = await run(self.redis, calls)
+            return [
+                (await self._parse_claim(shard, reply), bool(int(reply[2])))
+                for shard, reply in zip(shares, replies, strict=True)
             ]
-            fuller = []
-            for shard, reply in zip(shares, await run(self.redis, calls), strict=True):
-                found = await self._parse_claim(shard, reply)
-                claimed += found
-                left -= len(found)
-                if int(reply[2]):
-                    fuller.append(shard)
-            more = bool(fuller)
-        return claimed, more
+
+        return await claim_over_shards(tokens, self._turn, take)
 
     async def _claim_scarce(
         self, tokens: int, lease: float, now: float
@@ -174,16 +126,15 @@ class PollQueue:
         else:
             # Each tenant's earliest due first, whichever shard they are in.
             by_tenant = {t: [(shard, i) for _, shard, i in sorted(v)] for t, v in found.items()}
-            chosen = _round_robin(by_tenant, tokens, next(self._turn))
-        per_shard: defaultdict[int, list[str]] = defaultdict(list)
-        for shard, task_id in chosen:
-            per_shard[shard].append(task_id)
+            chosen = round_robin(by_tenant, tokens, next(self._turn))
+        per_shard = grouped(chosen, lambda c: c[0])
         calls = [
-            self._call(shard, now, len(ids), lease, "ids", tuple(ids))
-            for shard, ids in per_shard.items()
+            self._call(shard, now, len(ids), lease, "ids", tuple(i for _, i in ids))
+            for shard, ids in per_shard
         ]
         claimed: list[ClaimedPoll] = []
-        for shard, reply in zip(per_shard, await run(self.redis, calls), strict=True):
+        taken = [shard for shard, _ in per_shard]
+        for shard, reply in zip(taken, await run(self.redis, calls), strict=True):
             claimed += await self._parse_claim(shard, reply)
         order = {task_id: n for n, (_, task_id) in enumerate(chosen)}
         claimed.sort(key=lambda c: order[c.task_id])
@@ -234,11 +185,9 @@ class PollQueue:
         'error' (that one failed; the others were written all the same)."""
         if not outcomes:
             return Applied([], [])
-        by_shard: defaultdict[int, list[int]] = defaultdict(list)
-        for index, outcome in enumerate(outcomes):
-            by_shard[keys.shard_of(outcome.task_id)].append(index)
+        by_shard = grouped(range(len(outcomes)), lambda i: keys.shard_of(outcomes[i].task_id))
         calls = []
-        for shard, indexes in by_shard.items():
+        for shard, indexes in by_shard:
             args: list[str | int | float] = [
                 keys.shard_prefix(shard),
                 to_ms(now),
@@ -251,8 +200,8 @@ class PollQueue:
         answers: list[str] = [""] * len(outcomes)
         skipped: list[tuple[str, str]] = []
         untracked: list[tuple[str, str]] = []
-        for indexes, (replies, skips, ended) in zip(
-            by_shard.values(), await run(self.redis, calls), strict=True
+        for (_, indexes), (replies, skips, ended) in zip(
+            by_shard, await run(self.redis, calls), strict=True
         ):
             for index, reply in zip(indexes, replies, strict=True):
                 answers[index] = str(reply)
@@ -264,12 +213,9 @@ class PollQueue:
 
     async def untrack(self, pairs: list[tuple[str, str]]) -> None:
         """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
-        by_tenant: defaultdict[str, list[str]] = defaultdict(list)
-        for task_id, tenant in pairs:
-            by_tenant[tenant].append(task_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for tenant, task_ids in by_tenant.items():
-                pipe.srem(keys.active_tasks(tenant), *task_ids)
+            for tenant, tenant_pairs in grouped(pairs, lambda p: p[1]):
+                pipe.srem(keys.active_tasks(tenant), *(task_id for task_id, _ in tenant_pairs))
             await pipe.execute()
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:

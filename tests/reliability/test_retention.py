@@ -48,10 +48,10 @@ FIXED = {
 
 def bounded_receiver_state(key: str) -> bool:
     """Per receiver (not per task): each expires STATE_TTL after its receiver's last write."""
-    tenant = key.startswith(keys.tenant_prefix("").removesuffix("}:")) and key.endswith(
-        (keys.held_for_tenant("").removeprefix(keys.tenant_prefix("")),)
-    )
-    return key.startswith(keys.receiver("").removesuffix("}")) or tenant
+    any_receiver = keys.receiver("").removesuffix("}")  # every receiver key starts so
+    any_tenant = keys.tenant_prefix("").removesuffix("}:")
+    held = keys.held_for_tenant("").removeprefix(keys.tenant_prefix(""))
+    return key.startswith(any_receiver) or (key.startswith(any_tenant) and key.endswith(held))
 
 
 def progressing(task_id: str, end: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""How a batch is spread over the shards, and items grouped by the key they go with."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from typing import TypeVar
+
+from relay.store import keys
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def split(total: int, parts: list[int], start: int) -> dict[int, int]:
+    """`total` shared as evenly as can be among `parts`, the remainder going to the
+    parts from `start` on (a rotating start spreads it over turns). Pure."""
+    if not parts or total <= 0:
+        return {}
+    base, extra = divmod(total, len(parts))
+    shares = {}
+    for offset, part in enumerate(parts[start % len(parts) :] + parts[: start % len(parts)]):
+        share = base + (1 if offset < extra else 0)
+        if share:
+            shares[part] = share
+    return shares
+
+
+async def claim_over_shards(
+    total: int,
+    turns: Iterator[int],
+    claim: Callable[[dict[int, int]], Awaitable[list[tuple[list[T], bool]]]],
+) -> tuple[list[T], bool]:
+    """Up to `total` items from every shard: an even share of it each, then what is left
+    for the shards that had more. `claim(shares)` takes `shares[shard]` items of each
+    shard named and answers, in that order, what each gave and whether it had more.
+    Returns the items and whether a shard still had more."""
+    claimed: list[T] = []
+    fuller = list(range(keys.SHARDS))
+    left, more = total, False
+    for _ in range(2):
+        shares = split(left, fuller, next(turns))
+        if not shares:
+            break
+        fuller = []
+        for shard, (found, had_more) in zip(shares, await claim(shares), strict=True):
+            claimed += found
+            left -= len(found)
+            if had_more:
+                fuller.append(shard)
+        more = bool(fuller)
+    return claimed, more
+
+
+def round_robin(by_tenant: dict[str, list[T]], count: int, turn: int) -> list[T]:
+    """Up to `count` items, one of each tenant's in turn (tenants in name order, from a
+    rotating start), each tenant's in the order given. Pure."""
+    tenants = sorted(by_tenant)
+    if not tenants:
+        return []
+    tenants = tenants[turn % len(tenants) :] + tenants[: turn % len(tenants)]
+    chosen: list[T] = []
+    depth = 0
+    while len(chosen) < count:
+        took = False
+        for tenant in tenants:
+            items = by_tenant[tenant]
+            if depth < len(items):
+                chosen.append(items[depth])
+                took = True
+                if len(chosen) == count:
+                    break
+        if not took:
+            break
+        depth += 1
+    return chosen
+
+
+def grouped(items: Iterable[T], key: Callable[[T], K]) -> list[tuple[K, list[T]]]:
+    """The items by `key`, in the order each key first comes, each group in order."""
+    groups: defaultdict[K, list[T]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return list(groups.items())
