@@ -68,8 +68,9 @@ class RelayCluster(RedisCluster):
         self.ride_out = ride_out
 
     async def initialize(self) -> RelayCluster:
-        if self._initialize:
-            self._remember_seeds()
+        # redis-py calls this whenever its slot map must be (re)loaded; once loaded, it
+        # returns at once, and the seeds are already known.
+        self._remember_seeds()
         try:
             await super().initialize()
         except RedisClusterException as error:
@@ -117,19 +118,37 @@ def _cluster_down(error: SlotNotCoveredError) -> ClusterDownError:
 
 
 class _RidingPipeline(ClusterPipeline):
-    """A pipeline of `RelayCluster`: sent again as a whole while the cluster heals."""
+    """A pipeline of `RelayCluster`: sent again as a whole while the cluster heals.
 
-    _client: RelayCluster
+    redis-py empties its queue whatever the outcome of `execute`, so the pipeline
+    keeps its own list of what was queued and queues it again for each new try.
+    Every command the relay pipelines bears running twice (reads, ZADD, ZREM, SREM,
+    PEXPIRE), so sending again those that had already run changes nothing.
+    """
+
     connection_pool: Any  # as RelayCluster's
+
+    def __init__(self, client: RelayCluster) -> None:
+        super().__init__(client)
+        self.cluster = client
+        self.queued: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
+        self.queued.append((args, kwargs))
+        return super().execute_command(*args, **kwargs)
 
     async def execute(
         self, raise_on_error: bool = True, allow_redirections: bool = True
     ) -> list[Any]:
-        # redis-py empties the stack whatever the outcome: each try gets it back.
-        stack = self._command_stack
+        queued, self.queued = self.queued, []
+        tries = 0
 
         async def attempt() -> list[Any]:
-            self._command_stack = stack
+            nonlocal tries
+            if tries:
+                for args, kwargs in queued:
+                    ClusterPipeline.execute_command(self, *args, **kwargs)
+            tries += 1
             return await ClusterPipeline.execute(self, raise_on_error, allow_redirections)
 
-        return await self._client.riding_out(attempt)
+        return await self.cluster.riding_out(attempt)
