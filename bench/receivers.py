@@ -67,7 +67,7 @@ from bench._common import (
 )
 from relay.delivery.shares import share
 from relay.devtools.redis_server import free_port
-from relay.store import keys
+from relay.store.record import read_records
 from support.payloads import new_ids
 from support.stats import percentile
 
@@ -165,15 +165,13 @@ def make_finals(
 
 async def attempts_made(redis_url: str, tenant: str, ids: list[str]) -> int:
     async with connected(redis_url) as client:
-        async with client.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.lrange(keys.deliveries(tenant, task_id), 0, -1)
-            listings = await pipe.execute()
-        async with client.pipeline(transaction=False) as pipe:
-            for listing in listings:
-                for did in listing:
-                    pipe.llen(keys.attempts(did))
-            return sum(await pipe.execute())
+        records = await read_records(client, ids)
+    return sum(
+        len(record.attempts(did))
+        for record in records.values()
+        if record is not None
+        for did in record.delivery_ids(tenant)
+    )
 
 
 def other_events(redis_url: str, upstream_url: str, url: str, seconds: float) -> list[str]:

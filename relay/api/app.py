@@ -16,6 +16,7 @@ from relay.api.errors import EXCEPTION_HANDLERS
 from relay.api.openapi import TASK_ID, Endpoint, Param, build_spec
 from relay.api.routes.receivers import HeldReceiverList, list_held_receivers
 from relay.api.waiters import MAX_WAITS, Waiters
+from relay.core.model import STATUSES
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard
 from relay.settings import Settings
@@ -44,7 +45,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "GET", "/v1/tasks", routes.list_tasks, "The tenant's tasks, newest first",
         params=(
-            Param("status", "query", {"enum": list(routes.STATUSES)}, "Only tasks in this status"),
+            Param("status", "query", {"enum": list(STATUSES)}, "Only tasks in this status"),
             LIMIT,
             CURSOR,
         ),

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from relay.core.model import EventType, Status
+
 Uuid = Annotated[
     str,
     msgspec.Meta(
@@ -23,7 +25,7 @@ Url = Annotated[
         max_length=2048, pattern="^[hH][tT][tT][pP][sS]?://", description="An absolute http(s) URL"
     ),
 ]
-EventName = Literal["task.progress", "task.succeeded", "task.failed", "task.timed_out"]
+EventName = EventType
 Timestamp = Annotated[
     str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])
 ]
@@ -58,7 +60,7 @@ class Result(msgspec.Struct):
 
 class TaskResource(msgspec.Struct):
     task_id: Uuid
-    status: Literal["queued", "running", "succeeded", "failed", "timed_out"]
+    status: Status
     upstream_status: str | None
     progress: Annotated[int, msgspec.Meta(ge=0, le=100)] | None
     task_type: str | None

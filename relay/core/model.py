@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
 Status = Literal["queued", "running", "succeeded", "failed", "timed_out"]
+STATUSES: tuple[str, ...] = get_args(Status)
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "timed_out"})
 
 EventType = Literal["task.progress", "task.succeeded", "task.failed", "task.timed_out"]
-EVENT_TYPES: tuple[str, ...] = ("task.progress", "task.succeeded", "task.failed", "task.timed_out")
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 DEFAULT_EVENTS: tuple[str, ...] = ("task.succeeded", "task.failed", "task.timed_out")
 FINAL_EVENT_FOR_STATUS = {
     "succeeded": "task.succeeded",

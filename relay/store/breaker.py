@@ -272,19 +272,17 @@ for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 return {ids, redis.call('EXISTS', KEYS[1]) == 0 and 1 or 0}
 """
 
-# KEYS: SHARD_KEYS of one shard (see relay.store.scripts)
-# ARGV: shard prefix, then per delivery: id, lease ('' for any), due ms
+# KEYS: one shard's delivery queue (keys.delivery_due)
+# ARGV: per delivery: id, lease ('' for any), due ms
 # Moves each delivery's due time, if it is still queued (and, given a lease, still
-# under that claim, which it no longer holds: its lease field is cleared).
-# Returns how many moved.
+# under that claim, which it gives up). Returns how many moved.
 RESCHEDULE = """
-local P, due, moved = ARGV[1], KEYS[2], 0
-for i = 2, #ARGV, 3 do
+local due, moved = KEYS[1], 0
+for i = 1, #ARGV, 3 do
   local did, lease, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local score = redis.call('ZSCORE', due, did)
   if score and (lease == '' or tonumber(score) == tonumber(lease)) then
     redis.call('ZADD', due, at, did)
-    if lease ~= '' then redis.call('HSET', P .. 'dlv:' .. did, 'lease', 0) end
     moved = moved + 1
   end
 end
@@ -471,8 +469,8 @@ class Receivers:
         calls = [
             Call(
                 self._reschedule,
-                keys.shard_keys(shard),
-                [keys.shard_prefix(shard), *(v for entry in entries for v in entry)],
+                [keys.delivery_due(shard)],
+                [v for entry in entries for v in entry],
             )
             for shard, entries in grouped(writes.due, lambda e: keys.delivery_shard(e[0]))
         ]

@@ -6,6 +6,7 @@ default: a tracked task's bytes are most of the relay's memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -31,7 +32,7 @@ class StoredRegistration(
 
     The Lua scripts read `rid`, `url` (the webhook URL) and `ev` (the events;
     absent: the default three). The client's `metadata` is stored in a field of
-    its own (`keys.metadata_field`) that no script ever decodes, so nothing a
+    its own (`m:<tenant>` in the task's record) that no script ever decodes, so nothing a
     client sends can make a script fail; `md` here is only read, from
     registrations stored before that.
     """
@@ -44,9 +45,29 @@ class StoredRegistration(
     upstream_webhook: bool = False
 
 
+class StoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An event as stored in its task's record: a final event leaves out its state,
+    which is the task's own from then on."""
+
+    type: str
+    at: float
+    polls: int
+    state: TaskState | None = None
+
+
+class StoredAttempt(msgspec.Struct, frozen=True, array_like=True):
+    """One attempt as the deliveries listing shows it, stored as a JSON array."""
+
+    at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response: str | None
+
+
 _state = msgspec.json.Decoder(TaskState)
 _registration = msgspec.json.Decoder(StoredRegistration)
-_event = msgspec.json.Decoder(Event)
+_event = msgspec.json.Decoder(StoredEvent)
 _metadata = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -92,5 +113,24 @@ def load_state(raw: str) -> TaskState:
     return _state.decode(raw)
 
 
-def load_event(raw: str) -> Event:
-    return _event.decode(raw)
+_attempt = msgspec.json.Decoder(StoredAttempt)
+
+
+def dump_attempt(attempt: dict[str, Any]) -> str:
+    return dump(StoredAttempt(**attempt))
+
+
+def load_attempt(raw: str) -> dict[str, Any]:
+    return msgspec.structs.asdict(_attempt.decode(raw))
+
+
+def dump_event(event: Event, *, final: bool) -> str:
+    state = None if final else event.state
+    return dump(StoredEvent(type=event.type, at=event.at, polls=event.polls, state=state))
+
+
+def load_event(raw: str, task_state: Callable[[], TaskState]) -> Event:
+    """An event; `task_state` gives the state of a final event, which is the task's."""
+    stored = _event.decode(raw)
+    state = stored.state if stored.state is not None else task_state()
+    return Event(type=stored.type, at=stored.at, state=state, polls=stored.polls)

@@ -9,37 +9,27 @@ import re
 from relay.core.model import Ending, Event, Registration
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
-from relay.store.codec import dump, load_event, load_registration
+from relay.store.codec import dump_attempt
+from relay.store.record import StoredDelivery, TaskRecord, read_records
 from relay.store.redis import Client, to_ms
-from relay.store.shards import claim_over_shards, grouped
+from relay.store.shards import claim_over_shards, claimed_ids, drop_from_queue, grouped
 
-# Every delivery id has the shape the fan-out script gives it ('dlv_', its shard in two
-# hex digits, 24 of a SHA-1: scripts._FAN_OUT). Anything else names no delivery and must
-# not reach Redis: with a suffix such as `:attempts` it would name another key.
-DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{26}")
+# Every delivery id has the shape the fan-out script gives it ('dlv_', its task id's 32
+# hex digits, 8 of a SHA-1: keys.delivery_id). Anything else names no delivery.
+DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{40}")
 
 
 def is_delivery_id(value: str) -> bool:
-    return DELIVERY_ID.fullmatch(value) is not None and keys.delivery_shard(value) < keys.SHARDS
+    return DELIVERY_ID.fullmatch(value) is not None
 
 
 @dataclasses.dataclass(frozen=True)
-class ClaimedDelivery:
-    id: str
-    task_id: str
-    tenant: str
-    rid: str
-    event_id: str
-    type: str
-    attempt: int  # attempts already made in this series
-    superseded: bool
-    webhook_id: str
-    registration: Registration | None  # None once the registration was deleted
-    event: Event | None
-    lease: int
-    created: int = 0  # ms
-    series_start: int = 0  # ms: when this attempt series began
-    fresh: bool = False  # a redelivered series not yet attempted: someone asked for it now
+class ClaimedDelivery(StoredDelivery):
+    """A delivery as a claim hands it to the deliverer: with what it sends."""
+
+    registration: Registration | None = None  # None once the registration was deleted
+    event: Event | None = None
+    lease: int = 0
 
     @property
     def orphaned(self) -> bool:
@@ -74,14 +64,10 @@ class DeliveryQueue:
 
         async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedDelivery], bool]]:
             calls = [
-                Call(
-                    self._claim,
-                    keys.shard_keys(shard),
-                    [keys.shard_prefix(shard), to_ms(now), n, to_ms(lease)],
-                )
+                Call(self._claim, [keys.delivery_due(shard)], [to_ms(now), n, to_ms(lease)])
                 for shard, n in shares.items()
             ]
-            found = [_parse_claim(reply) for reply in await run(self.redis, calls)]
+            found = await self._read_claimed(list(shares), await run(self.redis, calls))
             # A shard that gave its whole share may have more.
             return [(f, len(f) >= n) for f, n in zip(found, shares.values(), strict=True)]
 
@@ -98,17 +84,22 @@ class DeliveryQueue:
         )
         calls = []
         for shard, indexes in by_shard:
-            args: list[str | int | float] = [keys.shard_prefix(shard), to_ms(now), self.retention]
+            args: list[str | int | float] = [to_ms(now), self.retention]
+            call_keys = [keys.delivery_due(shard)]
             for index in indexes:
                 f = finishes[index]
+                task_id, key = keys.delivery_task(f.delivery.id)
+                call_keys.append(keys.task(task_id))
                 args += [
-                    f.delivery.id,
+                    len(call_keys),  # the index in KEYS of the task's record
+                    task_id,
+                    key,
                     f.delivery.lease,
                     f.ending,
                     "" if f.next_due is None else to_ms(f.next_due),
-                    "" if f.attempt is None else dump(f.attempt),
+                    "" if f.attempt is None else dump_attempt(f.attempt),
                 ]
-            calls.append(Call(self._finish, keys.shard_keys(shard), args))
+            calls.append(Call(self._finish, call_keys, args))
         answers = [""] * len(finishes)
         failed: list[tuple[str, str]] = []  # (tenant, delivery id)
         for (_, indexes), (replies, failures) in zip(
@@ -125,6 +116,28 @@ class DeliveryQueue:
                 await pipe.execute()
         return answers
 
+    async def _read_claimed(
+        self, shards: list[int], replies: list[list[object] | None]
+    ) -> list[list[ClaimedDelivery]]:
+        """The claimed deliveries, read from their tasks' records in one pipeline; those
+        whose record no longer holds them leave the queue."""
+        taken = claimed_ids(shards, list(replies))
+        task_ids = [keys.delivery_task(d)[0] for _, _, ids in taken for d in ids]
+        records = await read_records(self.redis, task_ids)
+        claimed: list[list[ClaimedDelivery]] = []
+        missing: list[tuple[int, str]] = []
+        for shard, lease, ids in taken:
+            found: list[ClaimedDelivery] = []
+            for did in ids:
+                delivery = _claimed(records[keys.delivery_task(did)[0]], did, lease)
+                if delivery is None:
+                    missing.append((shard, did))
+                else:
+                    found.append(delivery)
+            claimed.append(found)
+        await drop_from_queue(self.redis, keys.delivery_due, missing)
+        return claimed
+
     async def due_count(self) -> int:
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(keys.SHARDS):
@@ -132,52 +145,16 @@ class DeliveryQueue:
             return sum(int(n) for n in await pipe.execute())
 
 
-def _parse_claim(reply: list[object] | None) -> list[ClaimedDelivery]:
-    if not reply:
-        return []
-    lease_ms, flat = int(str(reply[0])), reply[1]
-    assert isinstance(flat, list)
-    claimed = []
-    for i in range(0, len(flat), 15):
-        (
-            did,
-            task_id,
-            tenant,
-            rid,
-            event_id,
-            etype,
-            attempt,
-            superseded,
-            webhook_id,
-            raw_reg,
-            raw_event,
-            raw_metadata,
-            created,
-            series_start,
-            fresh,
-        ) = flat[i : i + 15]
-        claimed.append(
-            ClaimedDelivery(
-                id=did,
-                task_id=task_id,
-                tenant=tenant,
-                rid=rid,
-                event_id=event_id,
-                type=etype,
-                attempt=int(attempt or 0),
-                superseded=superseded == "1",
-                webhook_id=webhook_id,
-                registration=(
-                    load_registration(raw_reg, tenant, task_id, raw_metadata) if raw_reg else None
-                ),
-                event=load_event(raw_event) if raw_event else None,
-                lease=lease_ms,
-                created=int(created),
-                series_start=int(series_start),
-                fresh=fresh == "1",
-            )
-        )
-    return claimed
+def _claimed(record: TaskRecord | None, delivery_id: str, lease: int) -> ClaimedDelivery | None:
+    stored = record.delivery(delivery_id) if record else None
+    if record is None or stored is None:
+        return None
+    return ClaimedDelivery(
+        **vars(stored),
+        registration=record.registration(stored.tenant),
+        event=record.event(stored.event_id),
+        lease=lease,
+    )
 
 
 def _split_pair(entry: object) -> tuple[str, str]:

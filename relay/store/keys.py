@@ -4,10 +4,11 @@ Each key carries a hash tag (the part in braces), and every script touches the
 keys of one tag only, so that on a cluster each call goes to one node and on a
 single Redis nothing changes. Four kinds of tag:
 
-- a **shard**, `{s<k>}` with k < `SHARDS`: a task, everything made for it (its
-  deliveries, events, outboxes) and the queues it sits in. A task's shard is a
-  hash of its id (`shard_of`); a delivery id carries its task's shard
-  (`delivery_shard`). The poll schedule and the delivery queue are split the
+- a **shard**, `{s<k>}` with k < `SHARDS`: a task's record (one key holding
+  everything made for it: deliveries, events, outboxes) and the queues it sits
+  in. A task's shard is a hash of its id (`shard_of`); a delivery id carries its
+  task's id (`delivery_task`), so every key a script touches is named from ids
+  the caller holds. The poll schedule and the delivery queue are split the
   same way, one sorted set per shard, and workers claim from every shard.
 - a **tenant**, `{t:<tenant>}`: what is listed or counted per tenant across
   shards (its tasks, its quota, its failed deliveries, its receivers held).
@@ -16,24 +17,19 @@ single Redis nothing changes. Four kinds of tag:
 - none: a few small global keys (the metrics, the set of tenants).
 
 Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
-  task:{id}            hash  state (TaskState JSON), polls, final_event, final_type,
-                             r:{tenant} -> that tenant's registration (JSON) for each,
-                             m:{tenant} -> its metadata (JSON; no script decodes it),
-                             u:{tenant} for each that said `upstream_webhook: true`,
-                             nw (how many did not: 0 polls the task as a safety net),
-                             sg (re-fetches the latest upstream callback still allows)
-  gone:{id}            hash  tenant -> rid of a registration whose receiver answered 410
-  event:{event_id}     string Event JSON (type, time, state snapshot, polls)
-  dlvs:{tenant}:{id}   list  every delivery id, oldest first (the deliveries listing)
-  outbox:{tenant}:{id} list  undelivered delivery ids in order; only the head is scheduled
-  dlv:{delivery_id}          hash  task, tenant, rid, event, type, status, attempt, ...
-  dlv:{delivery_id}:attempts list  attempt records (JSON), newest last, bounded
+  task:{id}            string the task's record: its state, polls, every tenant's
+                             registration, metadata and deliveries with their attempts,
+                             the events they send, as one string of fields (see
+                             relay.store.record); tracked, it never expires; ended, it
+                             expires RELAY_RETENTION after its last delivery is done
   due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
-  tdue:{tenant}        zset  task id -> next poll time (ms), the tenant's copy of `due`, read
-                             to share the rate fairly when more is due than it allows
-  due_tenants          set   tenants with a non-empty tdue:{tenant}
+  fair                 zset  '<tenant> <due ms> <task id>' at score 0: each tenant's tasks
+                             by due time, read to share the rate fairly when more is due
+                             than it allows (CLAIM_POLLS)
+  fair_counts          hash  tenant -> its members in `fair`
   due_turn             string which tenant the next contended claim starts with
-  dlv_due              zset  delivery id -> next attempt time (ms); claimed the same way
+  dlv_due              zset  delivery id -> next attempt time (ms); only the head of each
+                             subscription's outbox is in it; claimed the same way
 Per tenant (`tenant_prefix(t)` = `relay:{t:<tenant>}:`):
   tasks                zset  task id -> registration time (listing, retention)
   active               set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
@@ -106,61 +102,63 @@ def task(task_id: str) -> str:
     return f"{task_prefix(task_id)}task:{task_id}"
 
 
-def registration_field(tenant: str) -> str:
-    """The field of a task's hash that holds one tenant's registration."""
-    return f"r:{tenant}"
-
-
-def metadata_field(tenant: str) -> str:
-    """The field of a task's hash that holds one tenant's metadata (never read by Lua)."""
-    return f"m:{tenant}"
-
-
-def event(task_id: str, event_id: str) -> str:
-    """An event of a task (kept in the task's shard)."""
-    return f"{task_prefix(task_id)}event:{event_id}"
-
-
-def deliveries(tenant: str, task_id: str) -> str:
-    return f"{task_prefix(task_id)}dlvs:{tenant}:{task_id}"
-
-
 def due(shard: int) -> str:
     return shard_prefix(shard) + "due"
 
 
-def delivery_due(shard: int) -> str:
-    return shard_prefix(shard) + "dlv_due"
+def fair(shard: int) -> str:
+    return shard_prefix(shard) + "fair"
 
 
-def due_tenants(shard: int) -> str:
-    return shard_prefix(shard) + "due_tenants"
+def fair_counts(shard: int) -> str:
+    return shard_prefix(shard) + "fair_counts"
 
 
 def due_turn(shard: int) -> str:
     return shard_prefix(shard) + "due_turn"
 
 
-def shard_keys(shard: int) -> list[str]:
-    """The KEYS every shard script takes, in the order `scripts.SHARD_KEYS` names them."""
-    return [due(shard), delivery_due(shard), due_tenants(shard), due_turn(shard)]
+def delivery_due(shard: int) -> str:
+    return shard_prefix(shard) + "dlv_due"
 
 
-def tenant_due(shard: int, tenant: str) -> str:
-    return f"{shard_prefix(shard)}tdue:{tenant}"
+def claim_keys(shard: int) -> list[str]:
+    """The KEYS of CLAIM_POLLS: the shard's schedule, fair queue and counts, turn."""
+    return [due(shard), fair(shard), fair_counts(shard), due_turn(shard)]
+
+
+def shard_queues(shard: int) -> list[str]:
+    """The queues a script writing tasks of the shard takes first in KEYS."""
+    return [due(shard), fair(shard), fair_counts(shard), delivery_due(shard)]
+
+
+def task_keys(task_id: str) -> list[str]:
+    """The KEYS of a script on one task: its record, then its shard's queues."""
+    return [task(task_id), *shard_queues(shard_of(task_id))]
+
+
+def fair_member_bounds(tenant: str, upto_ms: int) -> tuple[str, str]:
+    """ZRANGEBYLEX bounds of a tenant's members in `fair` due by `upto_ms`."""
+    return f"[{tenant} ", f"[{tenant} {upto_ms:013d} ~"
+
+
+# --- deliveries ---------------------------------------------------------------------
+
+
+def delivery_id(task_id: str, key: str) -> str:
+    """A delivery's id: 'dlv_', its task id's hex and its key in the task's record."""
+    return "dlv_" + task_id.replace("-", "") + key
+
+
+def delivery_task(delivery_id: str) -> tuple[str, str]:
+    """The task id and the key in its record a delivery id names."""
+    hexes = delivery_id[4:36]
+    task_id = f"{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
+    return task_id, delivery_id[36:]
 
 
 def delivery_shard(delivery_id: str) -> int:
-    """The shard a delivery id names: its first two hex digits (see scripts._FAN_OUT)."""
-    return int(delivery_id[4:6], 16)
-
-
-def delivery(delivery_id: str) -> str:
-    return f"{shard_prefix(delivery_shard(delivery_id))}dlv:{delivery_id}"
-
-
-def attempts(delivery_id: str) -> str:
-    return delivery(delivery_id) + ":attempts"
+    return shard_of(delivery_task(delivery_id)[0])
 
 
 # --- tenants ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
+from relay.store.record import read_records
 from relay.store.redis import Client, to_ms
 
 
@@ -41,11 +42,10 @@ async def _give_back_places(redis: Client, tenant: str) -> int:
     while True:
         cursor, members = await redis.sscan(active, cursor, count=500)
         if members:
-            async with redis.pipeline(transaction=False) as pipe:
-                for task_id in members:
-                    pipe.hmget(keys.task(task_id), [keys.registration_field(tenant), "final_event"])
-                rows = await pipe.execute()
-            stale += [t for t, (reg, final) in zip(members, rows, strict=True) if not reg or final]
+            records = await read_records(redis, list(members))
+            stale += [
+                t for t, r in records.items() if r is None or not r.has(tenant) or r.final_event
+            ]
         if int(cursor) == 0:
             break
     if stale:

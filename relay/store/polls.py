@@ -12,9 +12,16 @@ from relay.core.lifecycle import Step
 from relay.core.model import Event, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
-from relay.store.codec import dump, load_state
+from relay.store.codec import dump, dump_event
+from relay.store.record import read_records
 from relay.store.redis import Client, to_ms
-from relay.store.shards import claim_over_shards, grouped, round_robin
+from relay.store.shards import (
+    claim_over_shards,
+    claimed_ids,
+    drop_from_queue,
+    grouped,
+    round_robin,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +105,9 @@ class PollQueue:
         async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedPoll], bool]]:
             calls = [self._call(shard, now, n, lease, "take") for shard, n in shares.items()]
             replies = await run(self.redis, calls)
+            claimed = await self._read_claimed(list(shares), replies)
             return [
-                (await self._parse_claim(shard, reply), bool(int(reply[2])))
-                for shard, reply in zip(shares, replies, strict=True)
+                (found, bool(int(reply[2]))) for found, reply in zip(claimed, replies, strict=True)
             ]
 
         return await claim_over_shards(tokens, self._turn, take)
@@ -132,10 +139,9 @@ class PollQueue:
             self._call(shard, now, len(ids), lease, "ids", tuple(i for _, i in ids))
             for shard, ids in per_shard
         ]
-        claimed: list[ClaimedPoll] = []
         taken = [shard for shard, _ in per_shard]
-        for shard, reply in zip(taken, await run(self.redis, calls), strict=True):
-            claimed += await self._parse_claim(shard, reply)
+        replies = await run(self.redis, calls)
+        claimed = [c for found in await self._read_claimed(taken, replies) for c in found]
         order = {task_id: n for n, (_, task_id) in enumerate(chosen)}
         claimed.sort(key=lambda c: order[c.task_id])
         return claimed, more
@@ -143,34 +149,39 @@ class PollQueue:
     def _call(
         self, shard: int, now: float, limit: int, lease: float, mode: str, ids: tuple[str, ...] = ()
     ) -> Call:
-        args: list[str | int] = [keys.shard_prefix(shard), to_ms(now), limit, to_ms(lease), mode]
+        args: list[str | int] = [to_ms(now), limit, to_ms(lease), mode]
         args += ids
-        return Call(self._claim, keys.shard_keys(shard), args)
+        return Call(self._claim, keys.claim_keys(shard), args)
 
-    async def _parse_claim(self, shard: int, reply: list[object]) -> list[ClaimedPoll]:
-        lease_ms, flat = int(str(reply[0])), reply[1]
-        assert isinstance(flat, list)
-        claimed: list[ClaimedPoll] = []
-        orphans: list[str] = []
-        for i in range(0, len(flat), 5):
-            task_id, raw_state, polls, others, signals = flat[i : i + 5]
-            if not raw_state:
-                orphans.append(task_id)  # its state expired: nothing left to poll
-                continue
-            claimed.append(
-                ClaimedPoll(
-                    task_id,
-                    raw_state,
-                    load_state(raw_state),
-                    int(polls),
-                    lease_ms,
-                    # No count at all: a task registered before callbacks were known.
-                    calls_back=others == "0",
-                    signals=int(signals or 0),
+    async def _read_claimed(
+        self, shards: list[int], replies: list[list[object]]
+    ) -> list[list[ClaimedPoll]]:
+        """The records of the tasks each shard's claim took, read in one pipeline."""
+        taken = claimed_ids(shards, list(replies))
+        raws = await read_records(self.redis, [i for _, _, ids in taken for i in ids])
+        claimed: list[list[ClaimedPoll]] = []
+        orphans: list[tuple[int, str]] = []
+        for shard, lease_ms, ids in taken:
+            found: list[ClaimedPoll] = []
+            for task_id in ids:
+                record = raws[task_id]
+                raw_state = record.raw_state if record else None
+                if record is None or raw_state is None:
+                    orphans.append((shard, task_id))  # it expired: nothing left to poll
+                    continue
+                found.append(
+                    ClaimedPoll(
+                        task_id,
+                        raw_state,
+                        record.state(),
+                        record.polls,
+                        lease_ms,
+                        calls_back=record.calls_back,
+                        signals=record.signals,
+                    )
                 )
-            )
-        if orphans:
-            await self.redis.zrem(keys.due(shard), *orphans)
+            claimed.append(found)
+        await drop_from_queue(self.redis, keys.due, orphans)
         return claimed
 
     async def _any_due(self, now: float) -> bool:
@@ -188,15 +199,13 @@ class PollQueue:
         by_shard = grouped(range(len(outcomes)), lambda i: keys.shard_of(outcomes[i].task_id))
         calls = []
         for shard, indexes in by_shard:
-            args: list[str | int | float] = [
-                keys.shard_prefix(shard),
-                to_ms(now),
-                self.retention,
-                keys.FINALS,
-            ]
+            args: list[str | int | float] = [to_ms(now), self.retention, keys.FINALS]
+            call_keys = keys.shard_queues(shard)
             for index in indexes:
+                call_keys.append(keys.task(outcomes[index].task_id))
+                args.append(len(call_keys))  # the index in KEYS (Lua counts from 1)
                 args.extend(self._args(outcomes[index], now))
-            calls.append(Call(self._apply, keys.shard_keys(shard), args))
+            calls.append(Call(self._apply, call_keys, args))
         answers: list[str] = [""] * len(outcomes)
         skipped: list[tuple[str, str]] = []
         untracked: list[tuple[str, str]] = []
@@ -226,9 +235,11 @@ class PollQueue:
             next_due = to_ms(min(now + step.delay, state.deadline_at))
         event_id, event_json = "", ""
         if step.event is not None:
-            event_id = "evt_" + uuid.uuid4().hex
-            event_json = dump(
-                Event(type=step.event, at=now, state=state, polls=outcome.polls_after)
+            # Unique within its task, the only place it is looked up.
+            event_id = "evt_" + uuid.uuid4().hex[:12]
+            event_json = dump_event(
+                Event(type=step.event, at=now, state=state, polls=outcome.polls_after),
+                final=step.delay is None,
             )
         return [
             outcome.task_id,
@@ -245,10 +256,8 @@ class PollQueue:
 
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
-        shard = keys.shard_of(task_id)
         reply = await self._signal(
-            keys=keys.shard_keys(shard),
-            args=[keys.shard_prefix(shard), task_id, to_ms(now), signals],
+            keys=keys.task_keys(task_id)[:4], args=[task_id, to_ms(now), signals]
         )
         return str(reply) == "signalled"
 

@@ -7,18 +7,11 @@ import enum
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
-
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import script
-from relay.store.codec import (
-    dump,
-    dump_metadata,
-    dump_registration,
-    load_registration,
-    load_state,
-)
+from relay.store.codec import dump, dump_metadata, dump_registration, load_registration, load_state
+from relay.store.record import TaskRecord, read_records
 from relay.store.redis import Client, to_ms
 
 
@@ -130,11 +123,9 @@ class Registry:
         initial = TaskState(registered_at=now, deadline_at=round(now + self.task_deadline, 3))
         active = keys.active_tasks(asked.tenant)
         place = await self._reserve(keys=[active], args=[asked.task_id, self.max_tasks])
-        shard = keys.shard_of(asked.task_id)
         reply = await self._register(
-            keys=keys.shard_keys(shard),
+            keys=keys.task_keys(asked.task_id),
             args=[
-                keys.shard_prefix(shard),
                 asked.task_id,
                 asked.tenant,
                 dump_registration(asked),
@@ -143,6 +134,7 @@ class Registry:
                 1 if asked.upstream_webhook else 0,
                 0 if place == "full" else 1,
                 dump_metadata(asked),
+                self._retention_ms,
             ],
         )
         outcome, raw_reg, raw_state, polls, raw_metadata, final = reply
@@ -166,20 +158,16 @@ class Registry:
             return Registered(RegisterOutcome.EXISTS, view)
         return Registered(RegisterOutcome.CONFLICT, view, field)
 
+    @property
+    def _retention_ms(self) -> int:
+        return max(1, to_ms(self.retention))
+
     async def get(self, tenant: str, task_id: str) -> TaskView | None:
-        raw_reg, raw_state, polls, raw_metadata = await self.redis.hmget(  # type: ignore[misc]
-            keys.task(task_id), self._fields(tenant)
-        )
-        if raw_reg is None or raw_state is None:
-            return None
-        registration = load_registration(raw_reg, tenant, task_id, raw_metadata)
-        return TaskView(registration, load_state(raw_state), int(polls or 0))
+        return _view(TaskRecord.parse(task_id, await self.redis.get(keys.task(task_id))), tenant)
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
-        shard = keys.shard_of(task_id)
         removed, delivery_ids = await self._unregister(
-            keys=keys.shard_keys(shard),
-            args=[keys.shard_prefix(shard), task_id, tenant, max(1, to_ms(self.retention))],
+            keys=keys.task_keys(task_id), args=[task_id, tenant, self._retention_ms]
         )
         if int(removed):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -194,10 +182,14 @@ class Registry:
         self, tenant: str, task_id: str, now: float, delivery_id: str = ""
     ) -> str | None:
         """A new attempt series for a delivery (by default the task's latest); its id."""
-        shard = keys.shard_of(task_id)
+        key = ""
+        if delivery_id:
+            owner, key = keys.delivery_task(delivery_id)
+            if owner != task_id:
+                return None
         redelivered = await self._redeliver(
-            keys=keys.shard_keys(shard),
-            args=[keys.shard_prefix(shard), tenant, task_id, to_ms(now), delivery_id],
+            keys=[keys.task(task_id), keys.delivery_due(keys.shard_of(task_id))],
+            args=[tenant, task_id, to_ms(now), key, self._retention_ms],
         )
         if not redelivered:
             return None
@@ -205,9 +197,11 @@ class Registry:
         return str(redelivered)
 
     async def deliveries(self, tenant: str, task_id: str) -> list[dict[str, Any]]:
-        key = keys.deliveries(tenant, task_id)
-        ids: list[str] = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
-        return [d for d in await self._render_deliveries(ids) if d is not None]
+        record = TaskRecord.parse(task_id, await self.redis.get(keys.task(task_id)))
+        if record is None:
+            return []
+        ids = record.delivery_ids(tenant)
+        return [d for d in await self._render_deliveries(ids, {task_id: record}) if d is not None]
 
     async def failed_deliveries(
         self, tenant: str, limit: int, cursor: Page | None
@@ -228,11 +222,7 @@ class Registry:
 
     async def redeliver_one(self, tenant: str, delivery_id: str, now: float) -> str | None:
         """A new attempt series for one of the tenant's deliveries; None if it has none such."""
-        owner, task_id = await self.redis.hmget(  # type: ignore[misc]
-            keys.delivery(delivery_id), ["tenant", "task"]
-        )
-        if owner != tenant or not task_id:
-            return None
+        task_id, _ = keys.delivery_task(delivery_id)
         return await self.redeliver(tenant, task_id, now, delivery_id)
 
     async def redeliver_failed(self, tenant: str, now: float, limit: int = 1000) -> list[str]:
@@ -240,34 +230,34 @@ class Registry:
         ids: list[str] = await self.redis.zrevrange(keys.failed_deliveries(tenant), 0, limit - 1)
         started = []
         for delivery_id in ids:
-            task_id = await self.redis.hget(keys.delivery(delivery_id), "task")  # type: ignore[misc]
-            if task_id and await self.redeliver(tenant, task_id, now, delivery_id):
+            task_id, _ = keys.delivery_task(delivery_id)
+            if await self.redeliver(tenant, task_id, now, delivery_id):
                 started.append(delivery_id)
-            elif not task_id:
+            else:
                 await self.redis.zrem(keys.failed_deliveries(tenant), delivery_id)
         return started
 
-    async def _render_deliveries(self, ids: list[str]) -> list[dict[str, Any] | None]:
-        if not ids:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for delivery_id in ids:
-                pipe.hgetall(keys.delivery(delivery_id))
-                pipe.lrange(keys.attempts(delivery_id), 0, -1)
-            replies = await pipe.execute()
+    async def _render_deliveries(
+        self, ids: list[str], records: dict[str, TaskRecord | None] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Each delivery as the API shows it (None: its task's record no longer has it)."""
+        if records is None:
+            records = await read_records(self.redis, [keys.delivery_task(d)[0] for d in ids])
         rendered: list[dict[str, Any] | None] = []
-        for delivery_id, fields, attempts in zip(ids, replies[::2], replies[1::2], strict=True):
-            if not fields:
+        for delivery_id in ids:
+            record = records.get(keys.delivery_task(delivery_id)[0])
+            stored = record.delivery(delivery_id) if record else None
+            if record is None or stored is None:
                 rendered.append(None)
                 continue
             rendered.append(
                 {
                     "id": delivery_id,
-                    "task_id": fields["task"],
-                    "webhook_id": fields["webhook_id"],
-                    "type": fields["type"],
-                    "status": fields["status"],
-                    "attempts": [msgspec.json.decode(a) for a in attempts],
+                    "task_id": stored.task_id,
+                    "webhook_id": stored.webhook_id,
+                    "type": stored.type,
+                    "status": stored.status,
+                    "attempts": record.attempts(delivery_id),
                 }
             )
         return rendered
@@ -299,25 +289,18 @@ class Registry:
         return views, None
 
     async def _views(self, tenant: str, task_ids: list[str]) -> list[TaskView | None]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in task_ids:
-                pipe.hmget(keys.task(task_id), self._fields(tenant))
-            replies = await pipe.execute()
-        views: list[TaskView | None] = []
-        for task_id, (raw_reg, raw_state, polls, raw_metadata) in zip(
-            task_ids, replies, strict=True
-        ):
-            if raw_reg is None or raw_state is None:
-                views.append(None)
-            else:
-                registration = load_registration(raw_reg, tenant, task_id, raw_metadata)
-                views.append(TaskView(registration, load_state(raw_state), int(polls or 0)))
-        return views
-
-    @staticmethod
-    def _fields(tenant: str) -> list[str]:
-        """What a tenant's view of a task is read from, in the task's hash."""
-        return [keys.registration_field(tenant), "state", "polls", keys.metadata_field(tenant)]
+        records = await read_records(self.redis, task_ids)
+        return [_view(records[task_id], tenant) for task_id in task_ids]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+
+def _view(record: TaskRecord | None, tenant: str) -> TaskView | None:
+    """A tenant's view of a task (None: it has no registration there)."""
+    if record is None or record.raw_state is None:
+        return None
+    registration = record.registration(tenant)
+    if registration is None:
+        return None
+    return TaskView(registration, record.state(), record.polls)

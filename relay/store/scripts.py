@@ -1,105 +1,212 @@
-"""Every Lua script the relay runs, in one place.
+"""Every Lua script the relay runs on tasks and queues, in one place.
 
 Each script is one atomic step of the relay's life: a registration, a claim
 of due polls or deliveries, the write of a poll's outcome with the events it
 makes, the end of a delivery attempt. Atomic steps are what lets any process
 die at any moment without losing or doubling an event.
 
-Every script touches the keys of one hash slot (see `relay.store.keys`): the
-shard scripts take their shard's queues as KEYS (`SHARD_KEYS`: due, dlv_due,
-due_tenants, due_turn) and its key prefix as ARGV[1], from which they name the
-keys of the shard's tasks and deliveries; what lives under a tenant's, a
-receiver's or no tag is written by the caller in calls of its own, from what
-these scripts answer. Times are integer unix milliseconds.
+Every script touches the keys of one hash slot (see `relay.store.keys`) and
+names each of them in KEYS: a shard's queues, and the records of the shard's
+tasks it works on, which the caller names from the task ids. No script builds a
+key name. What lives under a tenant's, a receiver's or no tag is written by the
+caller in calls of its own, from what these scripts answer. Times are integer
+unix milliseconds.
+
+A task's record is one string of fields (`relay.store.record` reads it in
+Python): `load` splits it, `save` joins it again. Keeping a task's whole world
+in one key is what lets every script name its keys, and costs far less memory
+than a hash table per task and a key per delivery, event and outbox.
 """
 
 from __future__ import annotations
 
-# What KEYS every shard script takes, in order.
-SHARD_KEYS = ("due", "dlv_due", "due_tenants", "due_turn")
+# A task's record, read and written as a table of fields (see relay.store.record for
+# what each field holds), and the record's expiry.
+_RECORD = """
+local FS, RS, AS = string.char(30), string.char(31), string.char(29)
+local FIELD = '([^' .. FS .. RS .. ']+)' .. FS .. '([^' .. RS .. ']*)'
 
-# Shared by every script that registers, polls or ends a task: a task's tenants, and
-# each tenant's bookkeeping of its tracked tasks. Every such script takes the shard's
-# key prefix as ARGV[1] and SHARD_KEYS as KEYS.
-_TENANTS = """
-local P = ARGV[1]
-local DUE, DLV_DUE, DUE_TENANTS, DUE_TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local function load(key)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local t = {}
+  for f, v in string.gmatch(raw, FIELD) do t[f] = v end
+  return t
+end
 
--- The tenants registered for a task: its hash's fields named 'r:<tenant>'.
-local function tenants_of(tkey)
+local function save(key, t)
+  local parts = {}
+  for f, v in pairs(t) do parts[#parts + 1] = f .. FS .. v end
+  redis.call('SET', key, table.concat(parts, RS), 'KEEPTTL')
+end
+
+local function words(s)
+  local w = {}
+  if s then for x in string.gmatch(s, '%S+') do w[#w + 1] = x end end
+  return w
+end
+
+local function join(w)
+  if #w == 0 then return nil end
+  return table.concat(w, ' ')
+end
+
+local function without(w, x)
+  local kept = {}
+  for _, y in ipairs(w) do if y ~= x then kept[#kept + 1] = y end end
+  return kept
+end
+
+-- The tenants registered for a task: its fields named 'r:<tenant>', in order.
+local function tenants_of(T)
   local found = {}
-  for _, field in ipairs(redis.call('HKEYS', tkey)) do
-    if string.sub(field, 1, 2) == 'r:' then found[#found + 1] = string.sub(field, 3) end
+  for f in pairs(T) do
+    if string.sub(f, 1, 2) == 'r:' then found[#found + 1] = string.sub(f, 3) end
   end
+  table.sort(found)
   return found
 end
 
--- A tenant's own copy of its tasks' poll times (`tdue:<tenant>`), read only when more
--- polls are due than the rate allows, to share the rate fairly (CLAIM_POLLS).
-local function tenant_due(tenant, score, id)
-  redis.call('ZADD', P .. 'tdue:' .. tenant, score, id)
-  redis.call('SADD', DUE_TENANTS, tenant)
-end
-
-local function tenant_done(tenant, id)
-  local tdue = P .. 'tdue:' .. tenant
-  redis.call('ZREM', tdue, id)
-  if redis.call('ZCARD', tdue) == 0 then redis.call('SREM', DUE_TENANTS, tenant) end
-end
-
--- The tenant no longer tracks the task (it ended, or the tenant deleted it): it
--- leaves the tenant's copy of the poll times here, and its quota (a key of the
--- tenant's) through the caller, which reads UNTRACKED ('<task id> <tenant>' each).
-local UNTRACKED = {}
-local function untrack(tenant, id)
-  UNTRACKED[#UNTRACKED + 1] = id .. ' ' .. tenant
-  tenant_done(tenant, id)
+-- A tracked task never expires; an ended one (final, or left by every tenant)
+-- expires `retention` after it ended, or after its last delivery left its outbox.
+local function settle(key, T, retention)
+  if not T.fe and #tenants_of(T) > 0 then
+    redis.call('PERSIST', key)
+    return
+  end
+  for f, v in pairs(T) do
+    if string.sub(f, 1, 2) == 'o:' and v ~= '' then
+      redis.call('PERSIST', key)
+      return
+    end
+  end
+  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, retention) end
 end
 """
 
-# Shared by the scripts that make events: create one delivery per subscriber
-# that asked for the event type and has a webhook URL.
-_FAN_OUT = (
-    _TENANTS
-    + """
+# The fair queue of a shard: every tenant's tracked tasks by due time, one sorted set
+# of members '<tenant> <due ms, 13 digits> <task id>' at score 0, read by range of
+# tenant and time when more polls are due than the rate allows (CLAIM_POLLS). A
+# hash counts each tenant's members. A task's members are all at its record's `fd`.
+_FAIR = """
+local function fair_member(tenant, ms, id)
+  return tenant .. ' ' .. string.format('%013d', tonumber(ms)) .. ' ' .. id
+end
 
--- A delivery id is its shard (two hex digits: the prefix's number) and 24 of a hash.
-local SHARD_HEX = string.format('%02x', tonumber(string.match(P, '{s(%d+)}')))
+local function fair_count(tenant, delta)
+  if delta ~= 0 and redis.call('HINCRBY', FAIR_COUNTS, tenant, delta) <= 0 then
+    redis.call('HDEL', FAIR_COUNTS, tenant)
+  end
+end
 
-local function make_delivery(task_id, tenant, reg, event_id, etype, now, final)
-  local digest = redis.sha1hex(event_id .. '|' .. tenant .. '|' .. reg.rid)
-  local suffix = SHARD_HEX .. string.sub(digest, 1, 24)
-  local did = 'dlv_' .. suffix
-  local dkey = P .. 'dlv:' .. did
-  local listing = P .. 'dlvs:' .. tenant .. ':' .. task_id
-  local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
+local function fair_add(tenant, ms, id)
+  fair_count(tenant, redis.call('ZADD', FAIR, 0, fair_member(tenant, ms, id)))
+end
+
+local function fair_rem(tenant, ms, id)
+  fair_count(tenant, -redis.call('ZREM', FAIR, fair_member(tenant, ms, id)))
+end
+
+-- Every tenant of the task to `ms` in the fair queue (nil: out of it).
+local function fair_move(T, id, ms)
+  local old = T.fd
+  if old and ms and tonumber(old) == tonumber(ms) then return end
+  for _, tenant in ipairs(tenants_of(T)) do
+    local delta = 0
+    if old then delta = delta - redis.call('ZREM', FAIR, fair_member(tenant, old, id)) end
+    if ms then delta = delta + redis.call('ZADD', FAIR, 0, fair_member(tenant, ms, id)) end
+    fair_count(tenant, delta)
+  end
+  if ms then T.fd = string.format('%d', tonumber(ms)) else T.fd = nil end
+end
+"""
+
+# Deliveries live in their task's record: 'd:<k>' is delivery k's fields, in the order
+# of relay.store.record.DeliveryFields, '-' for none; 'a:<k>' its attempts; 'l:<tenant>'
+# and 'o:<tenant>' the tenant's delivery keys (all, and those still to send, in order:
+# only an outbox's head is in the delivery queue); 'e:<event id>' each event. A
+# delivery's id is 'dlv_', its task id's hex and k.
+_DELIVERIES = """
+local TENANT, RID, EVENT, TYPE, STATUS, ATTEMPT, SERIES, CREATED, NEXT, ENDED, SUPERSEDED,
+  SERIES_START = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+
+local function did_of(id, k)
+  return 'dlv_' .. string.gsub(id, '-', '') .. k
+end
+
+local function dget(T, k)
+  local d = words(T['d:' .. k])
+  if #d == 0 then return nil end
+  for i = 1, SERIES_START do if d[i] == '-' then d[i] = nil end end
+  return d
+end
+
+local function dput(T, k, d)
+  local w = {}
+  for i = 1, SERIES_START do w[i] = d[i] or '-' end
+  T['d:' .. k] = table.concat(w, ' ')
+end
+
+-- Neither due (a retry waiting, or a head just put in the queue) nor back from a lapsed
+-- claim: an attempt holds it.
+local function in_flight(id, k, d, now)
+  local score = redis.call('ZSCORE', DLV_DUE, did_of(id, k))
+  return score ~= false and tonumber(score) > now and tonumber(score) ~= tonumber(d[NEXT] or '0')
+end
+
+local function schedule(id, k, d, at)
+  redis.call('ZADD', DLV_DUE, at, did_of(id, k))
+  d[NEXT] = string.format('%d', at)
+end
+
+-- Events no delivery refers to any more go, but the final one stays with its task.
+local function drop_unused_events(T)
+  local used = {}
+  if T.fe then used[T.fe] = true end
+  for f, v in pairs(T) do
+    if string.sub(f, 1, 2) == 'd:' then used[words(v)[EVENT]] = true end
+  end
+  for f in pairs(T) do
+    if string.sub(f, 1, 2) == 'e:' and not used[string.sub(f, 3)] then T[f] = nil end
+  end
+end
+
+local function forget(T, id, tenant, k)
+  redis.call('ZREM', DLV_DUE, did_of(id, k))
+  T['d:' .. k], T['a:' .. k] = nil, nil
+  T['l:' .. tenant] = join(without(words(T['l:' .. tenant]), k))
+  T['o:' .. tenant] = join(without(words(T['o:' .. tenant]), k))
+end
+"""
+
+# Shared by the scripts that make events: one delivery per subscriber that asked for
+# the event type and has a webhook URL.
+_FAN_OUT = """
+local function make_delivery(T, id, tenant, reg, event_id, etype, now, final)
+  local k = string.sub(redis.sha1hex(event_id .. '|' .. tenant .. '|' .. reg.rid), 1, 8)
   if final then
     -- A progress delivery still waiting when the final event is made is superseded;
     -- one in flight finishes its attempt first, so the order is kept.
-    local waiting = redis.call('LRANGE', obox, 0, -1)
-    for i, other in ipairs(waiting) do
-      local okey = P .. 'dlv:' .. other
-      if redis.call('HGET', okey, 'type') == 'task.progress' then
-        local lease = tonumber(redis.call('HGET', okey, 'lease') or '0')
-        if i == 1 and lease > now then
-          redis.call('HSET', okey, 'superseded', '1')
+    for i, other in ipairs(words(T['o:' .. tenant])) do
+      local o = dget(T, other)
+      if o and o[TYPE] == 'task.progress' then
+        if i == 1 and in_flight(id, other, o, now) then
+          o[SUPERSEDED] = '1'
+          dput(T, other, o)
         else
-          redis.call('LREM', obox, 1, other)
-          redis.call('LREM', listing, 1, other)
-          redis.call('ZREM', DLV_DUE, other)
-          redis.call('DEL', okey, okey .. ':attempts')
+          forget(T, id, tenant, other)
         end
       end
     end
   end
-  redis.call('HSET', dkey, 'task', task_id, 'tenant', tenant, 'rid', reg.rid,
-    'event', event_id, 'type', etype, 'status', 'pending', 'attempt', '0',
-    'series', '1', 'webhook_id', 'msg_' .. suffix, 'created', now)
-  redis.call('RPUSH', listing, did)
-  redis.call('RPUSH', obox, did)
-  if redis.call('LINDEX', obox, 0) == did then
-    redis.call('ZADD', DLV_DUE, now, did)
-  end
+  local d = {tenant, reg.rid, event_id, etype, 'pending', '0', '1', string.format('%d', now)}
+  local listing = words(T['l:' .. tenant])
+  local outbox = words(T['o:' .. tenant])
+  listing[#listing + 1] = k
+  outbox[#outbox + 1] = k
+  T['l:' .. tenant], T['o:' .. tenant] = join(listing), join(outbox)
+  if outbox[1] == k then schedule(id, k, d, now) end
+  dput(T, k, d)
 end
 
 local DEFAULT_EVENTS = {'task.succeeded', 'task.failed', 'task.timed_out'}
@@ -117,21 +224,19 @@ end
 local SKIPPED = {}
 
 -- Returns how many deliveries were made.
-local function fan_out(task_id, event_id, etype, now, final, only_tenant)
-  local tkey = P .. 'task:' .. task_id
-  local gone = P .. 'gone:' .. task_id
+local function fan_out(T, id, event_id, etype, now, final, only_tenant)
   local made = 0
-  local tenants = tenants_of(tkey)
+  local tenants = tenants_of(T)
   if only_tenant ~= '' then tenants = {only_tenant} end
   for _, tenant in ipairs(tenants) do
-    local raw = redis.call('HGET', tkey, 'r:' .. tenant)
+    local raw = T['r:' .. tenant]
     local readable, reg = false, nil
     if raw then readable, reg = pcall(cjson.decode, raw) end
     if raw and not readable then
-      SKIPPED[#SKIPPED + 1] = task_id .. ' ' .. tenant
+      SKIPPED[#SKIPPED + 1] = id .. ' ' .. tenant
     elseif raw then
-      if wants(reg, etype) and redis.call('HGET', gone, tenant) ~= reg.rid then
-        make_delivery(task_id, tenant, reg, event_id, etype, now, final)
+      if wants(reg, etype) and T['g:' .. tenant] ~= reg.rid then
+        make_delivery(T, id, tenant, reg, event_id, etype, now, final)
         made = made + 1
       end
     end
@@ -139,16 +244,19 @@ local function fan_out(task_id, event_id, etype, now, final, only_tenant)
   return made
 end
 """
-)
 
-# KEYS: SHARD_KEYS of the task's shard
-# ARGV: shard prefix, task_id, tenant, registration JSON, initial state JSON, now,
+_TASK = _RECORD + _FAIR + _DELIVERIES + _FAN_OUT
+
+# KEYS: the task's record, its shard's poll schedule, fair queue, fair counts and
+#       delivery queue (keys.task_keys)
+# ARGV: task_id, tenant, registration JSON, initial state JSON, now,
 #       upstream webhook (1: the upstream calls back for this registration, else 0),
 #       may track (1: the tenant's quota has room for it, see RESERVE; 0: it has none),
-#       the registration's metadata JSON ('' for none; stored, never decoded)
-# `nw` in the task's hash counts the registrations that did not say the upstream
-# calls back: at 0 the task is polled only as a safety net. `u:<tenant>` marks a
-# registration that did, so that UNREGISTER can keep the count without decoding it.
+#       the registration's metadata JSON ('' for none; stored, never decoded),
+#       retention ms
+# `nw` counts the registrations that did not say the upstream calls back: at 0 the
+# task is polled only as a safety net. `u:<tenant>` marks a registration that did, so
+# that UNREGISTER can keep the count without decoding it.
 # Returns {outcome, registration, state, polls, metadata, final} as they are after the
 # call, the outcome being 'exists' (the tenant's registration was there: it is
 # returned), 'created' (a new task), 'joined' (a task others track), 'final' (a task
@@ -156,56 +264,53 @@ end
 # tracked and the quota has no room: nothing was stored); final is 1 when the task is
 # final (it is not tracked: it costs no quota).
 REGISTER = (
-    _FAN_OUT
+    """
+local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+"""
+    + _TASK
     + """
-local id, tenant, reg, init, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local calls_back, may_track, metadata = ARGV[7] == '1', ARGV[8] == '1', ARGV[9]
-local tkey = P .. 'task:' .. id
-local existed = redis.call('HEXISTS', tkey, 'state') == 1
-local final_event = redis.call('HGET', tkey, 'final_event')
+local id, tenant, reg, init, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local calls_back, may_track, metadata = ARGV[6] == '1', ARGV[7] == '1', ARGV[8]
+local retention = tonumber(ARGV[9])
+local T = load(KEY)
+local existed = T ~= nil and T.s ~= nil
 local function answer(outcome)
-  local t = redis.call('HMGET', tkey, 'r:' .. tenant, 'state', 'polls', 'm:' .. tenant)
-  return {outcome, t[1], t[2], t[3], t[4], final_event and 1 or 0}
+  return {outcome, T['r:' .. tenant] or false, T.s or false, T.p or false,
+          T['m:' .. tenant] or false, T.fe and 1 or 0}
 end
-if redis.call('HEXISTS', tkey, 'r:' .. tenant) == 1 then
-  return answer('exists')
-end
-if not final_event and not may_track then
+if T and T['r:' .. tenant] then return answer('exists') end
+if not (T and T.fe) and not may_track then
   return {'quota', false, false, false, false, 0}
 end
-redis.call('HSET', tkey, 'r:' .. tenant, reg)
-if metadata ~= '' then redis.call('HSET', tkey, 'm:' .. tenant, metadata) end
-if calls_back then
-  redis.call('HSET', tkey, 'u:' .. tenant, '1')
-  redis.call('HINCRBY', tkey, 'nw', 0)
-else
-  redis.call('HINCRBY', tkey, 'nw', 1)
-end
-redis.call('HDEL', P .. 'gone:' .. id, tenant)
+T = T or {}
+T['r:' .. tenant] = reg
+if metadata ~= '' then T['m:' .. tenant] = metadata end
+T['nw'] = tostring(tonumber(T['nw'] or '0') + (calls_back and 0 or 1))
+if calls_back then T['u:' .. tenant] = '1' end
+T['g:' .. tenant] = nil
 if not existed then
-  redis.call('HSET', tkey, 'state', init, 'polls', '0')
+  T.s, T.p = init, '0'
   redis.call('ZADD', DUE, now, id)
-  tenant_due(tenant, now, id)
+  fair_move(T, id, now)
+  save(KEY, T)
+  settle(KEY, T, retention)
   return {'created', reg, init, '0', metadata, 0}
 end
-if final_event then
-  -- Already final: this tenant gets the final event now, without a new poll;
-  -- its registration is a field of the task's hash and expires with it.
-  fan_out(id, final_event, redis.call('HGET', tkey, 'final_type'), now, true, tenant)
-  local ttl = redis.call('PTTL', tkey)
-  if ttl > 0 then
-    redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, ttl)
-    redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, ttl)
-  end
+if T.fe then
+  -- Already final: this tenant gets the final event now, without a new poll.
+  fan_out(T, id, T.fe, T.ft, now, true, tenant)
+  save(KEY, T)
+  settle(KEY, T, retention)
   return answer('final')
 end
-redis.call('PERSIST', tkey)
 local score = redis.call('ZSCORE', DUE, id)
 if not score then
   score = now
   redis.call('ZADD', DUE, now, id)
 end
-tenant_due(tenant, score, id)
+if T.fd then fair_add(tenant, T.fd, id) else fair_move(T, id, score) end
+save(KEY, T)
+settle(KEY, T, retention)
 return answer('joined')
 """
 )
@@ -231,34 +336,40 @@ local trimmed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return trimmed + redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
 """
 
-# KEYS: SHARD_KEYS of the task's shard
-# ARGV: shard prefix, task_id, tenant, retention ms
+# KEYS: keys.task_keys of the task (as REGISTER)
+# ARGV: task_id, tenant, retention ms
 # Returns {1 if a registration was removed else 0, {its delivery ids}}: the caller
 # takes the task out of the tenant's keys (listing, quota, failed deliveries).
 UNREGISTER = (
-    _TENANTS
+    """
+local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+"""
+    + _TASK
     + """
-local id, tenant, retention = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local tkey = P .. 'task:' .. id
-if redis.call('HDEL', tkey, 'r:' .. tenant) == 0 then return {0, {}} end
-redis.call('HDEL', tkey, 'm:' .. tenant)
-if redis.call('HDEL', tkey, 'u:' .. tenant) == 0 and redis.call('HEXISTS', tkey, 'nw') == 1 then
-  redis.call('HINCRBY', tkey, 'nw', -1)
+local id, tenant, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local T = load(KEY)
+if not T or not T['r:' .. tenant] then return {0, {}} end
+if T.fd then fair_rem(tenant, T.fd, id) end
+T['r:' .. tenant], T['m:' .. tenant], T['g:' .. tenant] = nil, nil, nil
+if T['u:' .. tenant] then
+  T['u:' .. tenant] = nil
+elseif T.nw then
+  T.nw = tostring(math.max(0, tonumber(T.nw) - 1))
 end
-redis.call('HDEL', P .. 'gone:' .. id, tenant)
-tenant_done(tenant, id)
-local listing = P .. 'dlvs:' .. tenant .. ':' .. id
-local dids = redis.call('LRANGE', listing, 0, -1)
-for _, did in ipairs(dids) do
-  redis.call('ZREM', DLV_DUE, did)
-  redis.call('DEL', P .. 'dlv:' .. did, P .. 'dlv:' .. did .. ':attempts')
+local dids = {}
+for _, k in ipairs(words(T['l:' .. tenant])) do
+  dids[#dids + 1] = did_of(id, k)
+  forget(T, id, tenant, k)
 end
-redis.call('DEL', listing, P .. 'outbox:' .. tenant .. ':' .. id)
-if #tenants_of(tkey) == 0 then
+T['l:' .. tenant], T['o:' .. tenant] = nil, nil
+drop_unused_events(T)
+if #tenants_of(T) == 0 then
   -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
   redis.call('ZREM', DUE, id)
-  if redis.call('PTTL', tkey) < 0 then redis.call('PEXPIRE', tkey, retention) end
+  T.fd = nil
 end
+save(KEY, T)
+settle(KEY, T, retention)
 return {1, dids}
 """
 )
@@ -293,57 +404,56 @@ redis.call('HSET', KEYS[1], 'tokens', math.min(tonumber(ARGV[2]), tokens + tonum
 return 1
 """
 
-# KEYS: SHARD_KEYS of one shard
-# ARGV: shard prefix, now, limit (tokens taken for this shard, TAKE_TOKENS), lease ms,
+# KEYS: one shard's poll schedule, fair queue, fair counts and turn (keys.claim_keys)
+# ARGV: now, limit (tokens taken for this shard, TAKE_TOKENS), lease ms,
 #       mode: 'take' (up to `limit` due tasks, shared fairly among tenants), 'peek'
 #       (which those would be, taking none) or 'ids' (the task ids that follow, those
 #       still due: the ones a peek of every shard chose)
 # Takes due tasks of the shard and pushes each one's due time a lease ahead: a claim
-# that is never written back comes due again by itself when the lease ends.
-# Returns {lease, {task_id, state|'', polls, nw|'', signals|'', ...}, more}: more is 1
-# when tasks still due were left; nw and signals are the task hash's fields of those
-# names (see REGISTER and SIGNAL). A peek returns {{task_id, tenant, due ms, ...}, more}.
-CLAIM_POLLS = (
-    _TENANTS
-    + """
-local now, n, lease_ms, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local due = DUE
+# that is never written back comes due again by itself when the lease ends. The
+# caller then reads the claimed tasks' records.
+# Returns {lease, {task_id, ...}, more}: more is 1 when tasks still due were left. A
+# peek returns {{task_id, tenant, due ms, ...}, more}.
+CLAIM_POLLS = """
+local DUE, FAIR, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, n, lease_ms, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local OWNER, SCORE = {}, {}  -- task id -> the tenant whose turn picked it, its due time
 
 -- More due than can be taken: an equal share for each tenant with due tasks, its
 -- earliest first, taken one task per tenant in turn (a tenant with few due tasks
--- leaves the rest to the others; a task shared by tenants counts once). Each
--- tenant's `tdue` copy of the poll times may be stale (a claim's lease is kept in
--- `due` only): `due` says whether a task is due; entries of tasks it no longer has
--- are dropped.
+-- leaves the rest to the others; a task shared by tenants counts once). The fair
+-- queue's times may be stale (a claim's lease is kept in the schedule only): the
+-- schedule says whether a task is due; members of tasks it no longer has are dropped.
 local function fair_pick(count)
-  local tenants = redis.call('SMEMBERS', DUE_TENANTS)
+  local tenants = redis.call('HKEYS', FAIR_COUNTS)
   if #tenants == 0 then return {} end
   table.sort(tenants)
-  local start = redis.call('INCR', DUE_TURN) % #tenants
+  local start = redis.call('INCR', TURN) % #tenants
+  local upto = ' ' .. string.format('%013d', now) .. ' ~'
   local queues = {}
   for i = 1, #tenants do
     local tenant = tenants[(start + i - 1) % #tenants + 1]
-    queues[i] = {key = P .. 'tdue:' .. tenant, tenant = tenant, buf = {}, pos = 1,
-                 offset = 0, pages = 0, open = true}
+    queues[i] = {tenant = tenant, low = '[' .. tenant .. ' ', high = '[' .. tenant .. upto,
+                 buf = {}, pos = 1, offset = 0, pages = 0, open = true}
   end
   local picked, seen, stale = {}, {}, {}
   local function next_of(q)
     while true do
       if q.pos > #q.buf then
-        -- A few pages at most per claim: entries of claims in flight are skipped.
+        -- A few pages at most per claim: members of claims in flight are skipped.
         if not q.open or q.pages >= 4 then return nil end
-        q.buf = redis.call('ZRANGEBYSCORE', q.key, '-inf', now, 'LIMIT', q.offset, count)
+        q.buf = redis.call('ZRANGEBYLEX', FAIR, q.low, q.high, 'LIMIT', q.offset, count)
         q.pages, q.pos, q.offset = q.pages + 1, 1, q.offset + #q.buf
         if #q.buf < count then q.open = false end
         if #q.buf == 0 then return nil end
       end
-      local id = q.buf[q.pos]
+      local member = q.buf[q.pos]
       q.pos = q.pos + 1
-      if not seen[id] then
-        local score = redis.call('ZSCORE', due, id)
+      local id = string.match(member, '^%S+ %d+ (%S+)$')
+      if id and not seen[id] then
+        local score = redis.call('ZSCORE', DUE, id)
         if not score then
-          stale[#stale + 1] = {q, id}
+          stale[#stale + 1] = {q.tenant, member}
         elseif tonumber(score) <= now then
           seen[id] = true
           OWNER[id], SCORE[id] = q.tenant, score
@@ -369,8 +479,8 @@ local function fair_pick(count)
     end
   end
   if #picked < count then
-    -- Whatever no tenant's copy names (kept from before the copies existed) still goes.
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, count)) do
+    -- Whatever the fair queue does not name still goes.
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', DUE, '-inf', now, 'LIMIT', 0, count)) do
       if #picked >= count then break end
       if not seen[id] then
         seen[id] = true
@@ -378,28 +488,33 @@ local function fair_pick(count)
       end
     end
   end
-  for _, entry in ipairs(stale) do tenant_done(entry[1].tenant, entry[2]) end
+  for _, entry in ipairs(stale) do
+    if redis.call('ZREM', FAIR, entry[2]) == 1 and
+       redis.call('HINCRBY', FAIR_COUNTS, entry[1], -1) <= 0 then
+      redis.call('HDEL', FAIR_COUNTS, entry[1])
+    end
+  end
   return picked
 end
 
-local backlog = redis.call('ZCOUNT', due, '-inf', now)
+local backlog = redis.call('ZCOUNT', DUE, '-inf', now)
 local ids = {}
 if mode == 'peek' then
   local out = {}
   for _, id in ipairs(fair_pick(n)) do
     out[#out + 1] = id
     out[#out + 1] = OWNER[id] or ''
-    out[#out + 1] = SCORE[id] or redis.call('ZSCORE', due, id)
+    out[#out + 1] = SCORE[id] or redis.call('ZSCORE', DUE, id)
   end
   return {out, backlog > n and 1 or 0}
 elseif mode == 'ids' then
-  for i = 6, #ARGV do
-    local score = redis.call('ZSCORE', due, ARGV[i])
+  for i = 5, #ARGV do
+    local score = redis.call('ZSCORE', DUE, ARGV[i])
     if score and tonumber(score) <= now then ids[#ids + 1] = ARGV[i] end
   end
 elseif n > 0 and backlog > 0 then
   if backlog <= n then
-    ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, n)
+    ids = redis.call('ZRANGEBYSCORE', DUE, '-inf', now, 'LIMIT', 0, n)
   else
     ids = fair_pick(n)
   end
@@ -408,26 +523,17 @@ local more = 0
 if backlog > #ids then more = 1 end
 if #ids == 0 then return {0, {}, more} end
 local lease = now + lease_ms
-local out = {}
-for _, id in ipairs(ids) do
-  redis.call('ZADD', due, lease, id)
-  local t = redis.call('HMGET', P .. 'task:' .. id, 'state', 'polls', 'nw', 'sg')
-  out[#out + 1] = id
-  out[#out + 1] = t[1] or ''
-  out[#out + 1] = t[2] or '0'
-  out[#out + 1] = t[3] or ''
-  out[#out + 1] = t[4] or ''
-end
-return {lease, out, more}
+for _, id in ipairs(ids) do redis.call('ZADD', DUE, lease, id) end
+return {lease, ids, more}
 """
-)
 
-# KEYS: SHARD_KEYS of the shard of every task named
-# ARGV: shard prefix, now, retention ms, the channel of finals (keys.FINALS), then for
-#       each outcome 10 values:
-#       task_id, lease ('' when not from a claim), expected state JSON,
-#       new state JSON, count poll (0/1), next due ms ('' when final),
-#       event type ('' for none), event id, event JSON,
+# KEYS: one shard's poll schedule, fair queue, fair counts and delivery queue, then the
+#       record of each task written (keys.shard_queues, keys.task)
+# ARGV: now, retention ms, the channel of finals (keys.FINALS), then for each outcome
+#       11 values:
+#       the index in KEYS of its task's record, task_id, lease ('' when not from a
+#       claim), expected state JSON, new state JSON, count poll (0/1), next due ms
+#       ('' when final), event type ('' for none), event id, event JSON,
 #       signals left ('' leaves the field as it is, '0' removes it)
 # Writes each outcome if the task's state is still the one it was computed
 # from (and, for a poll, the claim is still held), and makes the event's
@@ -437,259 +543,248 @@ return {lease, out, more}
 # could not be read and got no delivery, and for each tenant of a task that became
 # final (the caller takes it out of the tenant's quota).
 APPLY = (
-    _FAN_OUT
+    """
+local DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+"""
+    + _TASK
     + """
-local now, retention = tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = DUE
+local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+local UNTRACKED = {}
 
-local function apply_one(id, lease, expect, new_state, count_poll, next_due, etype,
+local function apply_one(key, id, lease, expect, new_state, count_poll, next_due, etype,
                          event_id, event_json, signals)
-  local tkey = P .. 'task:' .. id
-  if count_poll == '1' and redis.call('EXISTS', tkey) == 1 then
-    redis.call('HINCRBY', tkey, 'polls', 1)
-  end
+  local T = load(key)
+  if not T then return 'conflict' end
+  if count_poll == '1' then T.p = tostring(tonumber(T.p or '0') + 1) end
   if lease ~= '' then
-    local score = redis.call('ZSCORE', due, id)
-    if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
+    local score = redis.call('ZSCORE', DUE, id)
+    if not score or tonumber(score) ~= tonumber(lease) then
+      save(key, T)
+      return 'lost'
+    end
   end
-  if redis.call('HGET', tkey, 'state') ~= expect then return 'conflict' end
-  redis.call('HSET', tkey, 'state', new_state)
-  if signals == '0' then
-    redis.call('HDEL', tkey, 'sg')
-  elseif signals ~= '' then
-    redis.call('HSET', tkey, 'sg', signals)
+  if T.s ~= expect then
+    save(key, T)
+    return 'conflict'
   end
+  T.s = new_state
+  if signals == '0' then T.sg = nil elseif signals ~= '' then T.sg = signals end
   local final = next_due == ''
   if etype ~= '' then
-    local made = fan_out(id, event_id, etype, now, final, '')
-    if made > 0 or final then
-      redis.call('SET', P .. 'event:' .. event_id, event_json, 'PX', retention)
-    end
+    local made = fan_out(T, id, event_id, etype, now, final, '')
+    if made > 0 or final then T['e:' .. event_id] = event_json end
   end
   if final then
-    -- Everything of a final task expires together, `retention` from now.
-    redis.call('ZREM', due, id)
-    if etype ~= '' then
-      redis.call('HSET', tkey, 'final_event', event_id, 'final_type', etype)
-    end
-    redis.call('PEXPIRE', tkey, retention)
-    redis.call('PEXPIRE', P .. 'gone:' .. id, retention)
-    for _, tenant in ipairs(tenants_of(tkey)) do
-      redis.call('PEXPIRE', P .. 'dlvs:' .. tenant .. ':' .. id, retention)
-      redis.call('PEXPIRE', P .. 'outbox:' .. tenant .. ':' .. id, retention)
-      untrack(tenant, id)
-    end
+    redis.call('ZREM', DUE, id)
+    fair_move(T, id, nil)
+    if etype ~= '' then T.fe, T.ft = event_id, etype end
+    T.sg = nil
+    for _, tenant in ipairs(tenants_of(T)) do UNTRACKED[#UNTRACKED + 1] = id .. ' ' .. tenant end
     -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
-    redis.call('PUBLISH', ARGV[4], id)
+    redis.call('PUBLISH', ARGV[3], id)
   else
-    redis.call('ZADD', due, tonumber(next_due), id)
-    for _, tenant in ipairs(tenants_of(tkey)) do tenant_due(tenant, next_due, id) end
+    redis.call('ZADD', DUE, tonumber(next_due), id)
+    fair_move(T, id, next_due)
   end
+  save(key, T)
+  settle(key, T, retention)
   return 'ok'
 end
 
 local replies = {}
-for i = 5, #ARGV, 10 do
-  local ok, reply = pcall(apply_one, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])
+for i = 4, #ARGV, 11 do
+  local ok, reply = pcall(apply_one, KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2],
+    ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8],
+    ARGV[i + 9], ARGV[i + 10])
   replies[#replies + 1] = ok and reply or 'error'
 end
 return {replies, SKIPPED, UNTRACKED}
 """
 )
 
-# KEYS: SHARD_KEYS of the task's shard
-# ARGV: shard prefix, task id, now ms, signals (how many quick re-fetches may follow if
-#       the fetch still answers the old state)
+# KEYS: the task's record, its shard's poll schedule, fair queue and fair counts
+# ARGV: task id, now ms, signals (how many quick re-fetches may follow if the fetch
+#       still answers the old state)
 # The upstream called back for the task: poll it now, within the shared rate
 # limit like any poll (a claim in flight loses its lease and its write-back, so
 # the fresher fetch wins). Returns 'ignored' for a task nobody tracks or a final
 # one, else 'signalled'.
 SIGNAL = (
-    _TENANTS
+    """
+local KEY, DUE, FAIR, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+"""
+    + _RECORD
+    + _FAIR
     + """
-local id, now, signals = ARGV[2], ARGV[3], ARGV[4]
-local tkey, due = P .. 'task:' .. id, DUE
-if not redis.call('ZSCORE', due, id) then return 'ignored' end
-redis.call('ZADD', due, 'XX', 'LT', now, id)
-for _, tenant in ipairs(tenants_of(tkey)) do
-  redis.call('ZADD', P .. 'tdue:' .. tenant, 'XX', 'LT', now, id)
+local id, now, signals = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if not redis.call('ZSCORE', DUE, id) then return 'ignored' end
+redis.call('ZADD', DUE, 'XX', 'LT', now, id)
+local T = load(KEY)
+if T then
+  if not T.fd or tonumber(T.fd) > now then fair_move(T, id, now) end
+  T.sg = signals
+  save(KEY, T)
 end
-redis.call('HSET', tkey, 'sg', signals)
 return 'signalled'
 """
 )
 
-# KEYS: SHARD_KEYS of one shard
-# ARGV: shard prefix, now, limit, lease ms
-# Returns {lease, {delivery_id, task, tenant, rid, event, type, attempt,
-#          superseded, webhook_id, registration|'', event JSON|'', metadata|'',
-#          created, series start, fresh, ...}} or {}: series start is when this
-# attempt series began (its creation, or when a redelivered series was first
-# claimed), fresh is 1 for a redelivered series not yet attempted.
+# KEYS: one shard's delivery queue (keys.delivery_due)
+# ARGV: now, limit, lease ms
+# Takes due deliveries and pushes each one's due time a lease ahead; the caller reads
+# them from their tasks' records. Returns {lease, {delivery id, ...}} or {}.
 CLAIM_DELIVERIES = """
-local P, now, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local due = KEYS[2]
-local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+local now, limit, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 if #ids == 0 then return {} end
 local lease = now + lease_ms
-local out = {}
-for _, did in ipairs(ids) do
-  local dkey = P .. 'dlv:' .. did
-  local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid', 'event', 'type', 'attempt',
-    'superseded', 'webhook_id', 'created', 'series', 'sn', 'ss')
-  if not d[1] then
-    redis.call('ZREM', due, did)
-  else
-    redis.call('ZADD', due, lease, did)
-    redis.call('HSET', dkey, 'lease', lease)
-    out[#out + 1] = did
-    for i = 1, 8 do out[#out + 1] = d[i] or '' end
-    local reg = redis.call('HMGET', P .. 'task:' .. d[1], 'r:' .. d[2], 'm:' .. d[2])
-    out[#out + 1] = reg[1] or ''
-    out[#out + 1] = redis.call('GET', P .. 'event:' .. d[4]) or ''
-    out[#out + 1] = reg[2] or ''
-    local created, series = d[9] or tostring(now), d[10] or '1'
-    local start = created
-    if series ~= '1' then
-      if d[11] ~= series then
-        redis.call('HSET', dkey, 'sn', series, 'ss', now)
-        start = tostring(now)
-      else
-        start = d[12] or tostring(now)
-      end
-    end
-    out[#out + 1] = created
-    out[#out + 1] = start
-    out[#out + 1] = (series ~= '1' and d[6] == '0') and '1' or '0'
-  end
-end
-if #out == 0 then return {} end
-return {lease, out}
+for _, did in ipairs(ids) do redis.call('ZADD', KEYS[1], lease, did) end
+return {lease, ids}
 """
 
-# KEYS: SHARD_KEYS of the shard of every delivery named
-# ARGV: shard prefix, now, retention ms, then for each finished attempt 5 values:
-#       delivery id, lease, outcome (retry|delivered|failed|gone|drop),
-#       next due ms (retry only), attempt JSON ('' for none)
+# KEYS: one shard's delivery queue, then the record of each task named
+# ARGV: now, retention ms, then for each finished attempt 7 values:
+#       the index in KEYS of its task's record, task id, delivery key (the id's end),
+#       lease, outcome (retry|delivered|failed|gone|drop), next due ms (retry only),
+#       attempt JSON ('' for none)
 # Returns {one of 'ok' | 'lost' | 'missing' per attempt, {'<tenant> <delivery id>' of
 # each that failed}}: the caller lists those in the tenant's failed deliveries.
-FINISH_DELIVERY = """
-local P, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = KEYS[2]
+FINISH_DELIVERY = (
+    """
+local DLV_DUE = KEYS[1]
+"""
+    + _RECORD
+    + _DELIVERIES
+    + """
+local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local failed = {}
 
-local function finish_one(did, lease, outcome, next_due, attempt)
-  local dkey = P .. 'dlv:' .. did
-  if redis.call('EXISTS', dkey) == 0 then
-    redis.call('ZREM', due, did)
+local function append_attempt(T, k, attempt)
+  local kept = {}
+  local log = T['a:' .. k]
+  if log then for a in string.gmatch(log, '[^' .. AS .. ']+') do kept[#kept + 1] = a end end
+  kept[#kept + 1] = attempt
+  while #kept > 100 do table.remove(kept, 1) end
+  T['a:' .. k] = table.concat(kept, AS)
+end
+
+local function finish_one(key, id, k, lease, outcome, next_due, attempt)
+  local did = did_of(id, k)
+  local T = load(key)
+  local d = T and dget(T, k)
+  if not d then
+    redis.call('ZREM', DLV_DUE, did)
     return 'missing'
   end
   if attempt ~= '' then
-    redis.call('RPUSH', dkey .. ':attempts', attempt)
-    redis.call('LTRIM', dkey .. ':attempts', -100, -1)
-    redis.call('HINCRBY', dkey, 'attempt', 1)
-    -- A late record of an attempt of a delivery already ended expires with it.
-    local ttl = redis.call('PTTL', dkey)
-    if ttl > 0 then redis.call('PEXPIRE', dkey .. ':attempts', ttl) end
+    append_attempt(T, k, attempt)
+    d[ATTEMPT] = tostring(tonumber(d[ATTEMPT]) + 1)
+    dput(T, k, d)
   end
-  local score = redis.call('ZSCORE', due, did)
-  if not score or tonumber(score) ~= tonumber(lease) then return 'lost' end
-  if outcome == 'retry' and redis.call('HGET', dkey, 'superseded') == '1' then
+  local score = redis.call('ZSCORE', DLV_DUE, did)
+  if not score or tonumber(score) ~= tonumber(lease) then
+    save(key, T)
+    return 'lost'
+  end
+  if outcome == 'retry' and d[SUPERSEDED] == '1' then
     -- The final event replaced this progress event while it was in flight.
     outcome = 'drop'
   end
   if outcome == 'retry' then
-    redis.call('HSET', dkey, 'next_at', next_due)
-    redis.call('ZADD', due, tonumber(next_due), did)
+    schedule(id, k, d, tonumber(next_due))
+    dput(T, k, d)
+    save(key, T)
     return 'ok'
   end
-  local d = redis.call('HMGET', dkey, 'task', 'tenant', 'rid')
-  local task_id, tenant = d[1], d[2]
-  local obox = P .. 'outbox:' .. tenant .. ':' .. task_id
-  redis.call('ZREM', due, did)
-  redis.call('LREM', obox, 1, did)
+  local tenant = d[TENANT]
+  redis.call('ZREM', DLV_DUE, did)
+  local outbox = without(words(T['o:' .. tenant]), k)
   if outcome == 'drop' then
-    redis.call('LREM', P .. 'dlvs:' .. tenant .. ':' .. task_id, 1, did)
-    redis.call('DEL', dkey, dkey .. ':attempts')
+    forget(T, id, tenant, k)
+    outbox = words(T['o:' .. tenant])
+    drop_unused_events(T)
   else
-    redis.call('HSET', dkey, 'status', outcome, 'ended', now)
-    redis.call('HDEL', dkey, 'next_at')
-    redis.call('PEXPIRE', dkey, retention)
-    redis.call('PEXPIRE', dkey .. ':attempts', retention)
+    d[STATUS], d[ENDED], d[NEXT] = outcome, string.format('%d', now), nil
+    dput(T, k, d)
     if outcome == 'failed' then failed[#failed + 1] = tenant .. ' ' .. did end
   end
   if outcome == 'gone' then
     -- 410 ends this registration's webhooks: what is still queued goes nowhere, and
-    -- ends (and expires) like this one.
-    local gone = P .. 'gone:' .. task_id
-    redis.call('HSET', gone, tenant, d[3])
-    -- The mark lives as long as the task; a final task's expiry was set before it.
-    local ttl = redis.call('PTTL', P .. 'task:' .. task_id)
-    if ttl > 0 then
-      redis.call('PEXPIRE', gone, ttl)
-    elseif ttl == -2 then
-      redis.call('PEXPIRE', gone, retention)
+    -- ends like this one.
+    T['g:' .. tenant] = d[RID]
+    for _, other in ipairs(outbox) do
+      local o = dget(T, other)
+      redis.call('ZREM', DLV_DUE, did_of(id, other))
+      if o then
+        o[STATUS], o[ENDED], o[NEXT] = 'gone', string.format('%d', now), nil
+        dput(T, other, o)
+      end
     end
-    for _, other in ipairs(redis.call('LRANGE', obox, 0, -1)) do
-      local okey = P .. 'dlv:' .. other
-      redis.call('ZREM', due, other)
-      redis.call('HSET', okey, 'status', 'gone', 'ended', now)
-      redis.call('HDEL', okey, 'next_at')
-      redis.call('PEXPIRE', okey, retention)
-      redis.call('PEXPIRE', okey .. ':attempts', retention)
+    outbox = {}
+  elseif outbox[1] then
+    local head = dget(T, outbox[1])
+    if head then
+      schedule(id, outbox[1], head, now)
+      dput(T, outbox[1], head)
     end
-    redis.call('DEL', obox)
-  else
-    local head = redis.call('LINDEX', obox, 0)
-    if head then redis.call('ZADD', due, now, head) end
   end
+  T['o:' .. tenant] = join(outbox)
+  save(key, T)
+  settle(key, T, retention)
   return 'ok'
 end
 
 local replies = {}
-for i = 4, #ARGV, 5 do
-  replies[#replies + 1] = finish_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+for i = 3, #ARGV, 7 do
+  replies[#replies + 1] = finish_one(KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2],
+    ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
 end
 return {replies, failed}
 """
+)
 
-# KEYS: SHARD_KEYS of the task's shard
-# ARGV: shard prefix, tenant, task_id, now, delivery id ('' for the latest)
+# KEYS: the task's record, its shard's delivery queue
+# ARGV: tenant, task_id, now, delivery key ('' for the latest), retention ms
 # Starts a new attempt series for a delivery of this registration (by default
 # its latest), same webhook-id. Returns the delivery id, or false when there
 # is none; the caller takes it out of the tenant's failed deliveries.
-REDELIVER = """
-local P, tenant, id, now, did = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local due = KEYS[2]
-if did == '' then
-  did = redis.call('LINDEX', P .. 'dlvs:' .. tenant .. ':' .. id, -1)
-  if not did then return false end
-end
-local dkey = P .. 'dlv:' .. did
-local owner = redis.call('HMGET', dkey, 'tenant', 'task')
-if owner[1] ~= tenant or owner[2] ~= id then return false end
-local obox = P .. 'outbox:' .. tenant .. ':' .. id
-if redis.call('HGET', dkey, 'status') == 'pending' then
-  -- Already on its way: bring a waiting retry forward rather than queue it twice.
-  local in_flight = tonumber(redis.call('HGET', dkey, 'lease') or '0') > now
-  if redis.call('LINDEX', obox, 0) == did and not in_flight then
-    redis.call('ZADD', due, now, did)
-  end
-  return did
-end
-redis.call('HDEL', P .. 'gone:' .. id, tenant)
-redis.call('HSET', dkey, 'status', 'pending', 'attempt', '0')
-redis.call('HINCRBY', dkey, 'series', 1)
-redis.call('HDEL', dkey, 'ended', 'superseded')
-redis.call('PERSIST', dkey)
-redis.call('PERSIST', dkey .. ':attempts')
-redis.call('RPUSH', obox, did)
--- The outbox now lives until its last delivery leaves it: expiring with a final task
--- while this one waits behind its head, it would leave it unscheduled for ever.
-redis.call('PERSIST', obox)
-if redis.call('LINDEX', obox, 0) == did then
-  redis.call('ZADD', due, now, did)
-end
-return did
+REDELIVER = (
+    """
+local KEY, DLV_DUE = KEYS[1], KEYS[2]
 """
+    + _RECORD
+    + _DELIVERIES
+    + """
+local tenant, id, now, k = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local retention = tonumber(ARGV[5])
+local T = load(KEY)
+if not T then return false end
+if k == '' then
+  local listing = words(T['l:' .. tenant])
+  k = listing[#listing]
+  if not k then return false end
+end
+local d = dget(T, k)
+if not d or d[TENANT] ~= tenant then return false end
+local outbox = words(T['o:' .. tenant])
+if d[STATUS] == 'pending' then
+  -- Already on its way: bring a waiting retry forward rather than queue it twice.
+  if outbox[1] == k and not in_flight(id, k, d, now) then
+    schedule(id, k, d, now)
+    dput(T, k, d)
+    save(KEY, T)
+  end
+  return did_of(id, k)
+end
+T['g:' .. tenant] = nil
+d[STATUS], d[ATTEMPT], d[SERIES] = 'pending', '0', tostring(tonumber(d[SERIES]) + 1)
+d[ENDED], d[SUPERSEDED], d[SERIES_START] = nil, nil, string.format('%d', now)
+outbox[#outbox + 1] = k
+T['o:' .. tenant] = join(outbox)
+if outbox[1] == k then schedule(id, k, d, now) end
+dput(T, k, d)
+save(KEY, T)
+settle(KEY, T, retention)
+return did_of(id, k)
+"""
+)

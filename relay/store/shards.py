@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from typing import TypeVar
 
 from relay.store import keys
+from relay.store.redis import Client
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -82,3 +83,29 @@ def grouped(items: Iterable[T], key: Callable[[T], K]) -> list[tuple[K, list[T]]
     for item in items:
         groups[key(item)].append(item)
     return list(groups.items())
+
+
+def claimed_ids(shards: list[int], replies: list[object]) -> list[tuple[int, int, list[str]]]:
+    """(shard, lease, ids) of each shard's claim: the claim scripts answer
+    {lease, {id, ...}, ...}, or nothing when they took none."""
+    taken: list[tuple[int, int, list[str]]] = []
+    for shard, reply in zip(shards, replies, strict=True):
+        if not isinstance(reply, list) or not reply:
+            taken.append((shard, 0, []))
+            continue
+        ids = reply[1]
+        assert isinstance(ids, list)
+        taken.append((shard, int(str(reply[0])), [str(i) for i in ids]))
+    return taken
+
+
+async def drop_from_queue(
+    redis: Client, queue: Callable[[int], str], entries: list[tuple[int, str]]
+) -> None:
+    """Take (shard, member) entries out of a per-shard queue whose records are gone."""
+    if not entries:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard, members in grouped(entries, lambda e: e[0]):
+            pipe.zrem(queue(shard), *(member for _, member in members))
+        await pipe.execute()

@@ -49,7 +49,7 @@ async def snapshot(redis: Client, now: float) -> Snapshot:
             pipe.zcount(keys.due(shard), "-inf", now_ms)
             pipe.zcard(keys.delivery_due(shard))
             pipe.zcount(keys.delivery_due(shard), "-inf", now_ms)
-            pipe.smembers(keys.due_tenants(shard))
+            pipe.hkeys(keys.fair_counts(shard))
         counters, paused, unauthorized, held, *per_shard = await pipe.execute()
     tracked = due = deliveries = deliveries_due = 0
     due_tenants: list[tuple[int, str]] = []
@@ -66,7 +66,8 @@ async def snapshot(redis: Client, now: float) -> Snapshot:
     if due_tenants:
         async with redis.pipeline(transaction=False) as pipe:
             for shard, tenant in due_tenants:
-                pipe.zcount(keys.tenant_due(shard, tenant), "-inf", now_ms)
+                low, high = keys.fair_member_bounds(tenant, now_ms)
+                pipe.zlexcount(keys.fair(shard), low, high)  # type: ignore[no-untyped-call]
             for (_, tenant), count in zip(due_tenants, await pipe.execute(), strict=True):
                 per_tenant[tenant] = per_tenant.get(tenant, 0) + int(count)
     return Snapshot(

@@ -36,9 +36,9 @@ def waiters_of(api: Api) -> Waiters:
 
 
 async def reads(redis: Redis) -> int:
-    """HMGET calls Redis has served: how the API reads a task."""
+    """GET calls Redis has served: how the API reads a task's record."""
     stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
 
 
 async def open_waits(api: Api, task_id: str, count: int) -> list[asyncio.Task[httpx.Response]]:

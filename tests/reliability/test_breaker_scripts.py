@@ -22,6 +22,11 @@ from relay.store.redis import to_ms
 
 ORIGIN = "https://hooks.example:443"
 T0 = 1_800_000_000.0
+TASK = "550e8400-e29b-41d4-a716-446655440000"  # the breaker never reads a task's record
+
+
+def delivery(n: int) -> str:
+    return keys.delivery_id(TASK, f"{n:08x}")
 
 
 async def claimed(redis: Redis, count: int, now: float, *, first: int = 0) -> list[Candidate]:
@@ -29,8 +34,7 @@ async def claimed(redis: Redis, count: int, now: float, *, first: int = 0) -> li
     lease = to_ms(now + 15)
     found = []
     for n in range(first, first + count):
-        did = f"dlv_{n:04d}"
-        await redis.hset(keys.delivery(did), mapping={"created": to_ms(T0) + n, "series": "1"})
+        did = delivery(n)
         await redis.zadd(keys.delivery_due(keys.delivery_shard(did)), {did: lease})
         found.append(Candidate(did, lease, "alpha", ORIGIN, created=to_ms(T0) + n))
     return found
@@ -56,7 +60,7 @@ async def test_the_window_is_shared_and_grows_with_successes(redis: Redis) -> No
     recorded = await breaker.record([Report(first[0], "up")], T0 + 0.1)
     assert recorded.released == 2
     released = [c for c in first[2:] + other if await due_at(redis, c.delivery_id) == T0 + 0.1]
-    assert [c.delivery_id for c in released] == ["dlv_0002", "dlv_0003"]  # oldest first
+    assert [c.delivery_id for c in released] == [delivery(2), delivery(3)]  # oldest first
 
 
 async def test_failures_hold_then_one_probe_at_a_time(redis: Redis) -> None:
@@ -74,8 +78,8 @@ async def test_failures_hold_then_one_probe_at_a_time(redis: Redis) -> None:
     waiting = await claimed(redis, 3, now, first=10)
     assert await breaker.admit(waiting, now, span=600) == ["held"] * 3
     # The oldest comes back at the hold's end, as the probe; the others later.
-    assert await due_at(redis, "dlv_0010") == now + HOLD_START
-    assert await due_at(redis, "dlv_0011") > now + HOLD_START
+    assert await due_at(redis, delivery(10)) == now + HOLD_START
+    assert await due_at(redis, delivery(11)) > now + HOLD_START
 
     now += HOLD_START
     two_workers = await claimed(redis, 2, now, first=20)

@@ -43,7 +43,9 @@ FIXED = {
     value
     for name, value in vars(keys).items()
     if name.isupper() and isinstance(value, str) and value.startswith(keys.PREFIX)
-} | {key for shard in range(keys.SHARDS) for key in keys.shard_keys(shard)}
+} | {
+    key for shard in range(keys.SHARDS) for key in [*keys.shard_queues(shard), keys.due_turn(shard)]
+}
 
 
 def bounded_receiver_state(key: str) -> bool:

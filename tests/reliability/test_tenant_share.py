@@ -26,7 +26,7 @@ from support.servers import Receiver, ScriptedUpstream
 from support.waiting import eventually
 from tests.conftest import WEBHOOK_SECRET, Api
 from tests.reliability.test_breaker_scripts import claimed as claimed_at_one
-from tests.reliability.test_breaker_scripts import due_at
+from tests.reliability.test_breaker_scripts import delivery, due_at
 from tests.reliability.test_receivers_isolated import BETA_KEY, register_finished
 from workers.worker import WorkerContext
 
@@ -61,7 +61,7 @@ async def test_past_its_room_a_tenant_parks_until_its_attempts_end(redis: Redis)
     # Four receivers with room each: only alpha's share stops three of its four.
     assert answers == ["go", "share", "share", "share", "go", "go"]
     parked = await redis.zrange(share_key("alpha"), 0, -1)
-    assert parked == ["dlv_0001", "dlv_0002", "dlv_0003"]  # oldest first
+    assert parked == [delivery(1), delivery(2), delivery(3)]  # oldest first
     assert await redis.pttl(share_key("alpha")) > 0
     for c in alpha[1:]:
         assert T0 + PARK <= await due_at(redis, c.delivery_id) < T0 + 2 * PARK
@@ -76,9 +76,9 @@ async def test_past_its_room_a_tenant_parks_until_its_attempts_end(redis: Redis)
     # Alpha's attempt ends: the caller releases what alpha's share allows now, oldest first.
     recorded = await breaker.record([Report(alpha[0], "up")], T0 + 1, release={"alpha": 2})
     assert (recorded.released, recorded.drained) == (2, ())
-    assert await due_at(redis, "dlv_0001") == T0 + 1
-    assert await due_at(redis, "dlv_0002") == T0 + 1
-    assert await redis.zrange(share_key("alpha"), 0, -1) == ["dlv_0003"]
+    assert await due_at(redis, delivery(1)) == T0 + 1
+    assert await due_at(redis, delivery(2)) == T0 + 1
+    assert await redis.zrange(share_key("alpha"), 0, -1) == [delivery(3)]
     # Released and claimed again, it goes; its entry is gone with it.
     (again,) = await claimed(redis, [alpha[1].origin], T0 + 1, first=1)
     assert await breaker.admit([again], T0 + 1, span=60, room={"alpha": 1}) == ["go"]

@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import free_port
 from relay.store import keys, stats
+from relay.store.record import TaskRecord
 from support.payloads import finished, new_id, processing
 from support.servers import Canned, Receiver, ScriptedUpstream, Tarpit
 from support.waiting import eventually
@@ -64,10 +65,12 @@ async def register_backlog(api: Api, upstream: ScriptedUpstream, redis: Redis, u
 
 
 async def deliveries_made(redis: Redis, tenant: str) -> int:
+    """The tasks for which the tenant has deliveries, in every shard's records."""
     found = 0
-    # Every shard's listings of the tenant's deliveries (braces are literal in a pattern).
-    async for _ in redis.scan_iter(f"{keys.PREFIX}{{s*}}:dlvs:{tenant}:*"):
-        found += 1
+    # Braces are literal in a pattern.
+    async for key in redis.scan_iter(f"{keys.PREFIX}{{s*}}:task:*"):
+        record = TaskRecord.parse(key.rpartition(":")[2], await redis.get(key))
+        found += bool(record and record.delivery_ids(tenant))
     return found
 
 

@@ -6,7 +6,11 @@ import time
 import uuid
 from typing import Any
 
+from redis.asyncio import Redis
+
 from relay.core.model import Registration
+from relay.store import keys
+from relay.store.record import TaskRecord, join_fields
 
 
 def registration(task_id: str, tenant: str, **fields: Any) -> Registration:
@@ -18,3 +22,20 @@ def registration(task_id: str, tenant: str, **fields: Any) -> Registration:
         rid=uuid.uuid4().hex[:16],
         **fields,
     )
+
+
+async def record(redis: Redis, task_id: str) -> TaskRecord:
+    found = TaskRecord.parse(task_id, await redis.get(keys.task(task_id)))
+    assert found is not None, f"task {task_id} has no record"
+    return found
+
+
+async def edit_record(redis: Redis, task_id: str, **fields: str | None) -> None:
+    """Change fields of a task's record as no relay process would (None: remove)."""
+    current = (await record(redis, task_id)).fields
+    for name, value in fields.items():
+        if value is None:
+            current.pop(name, None)
+        else:
+            current[name] = value
+    await redis.set(keys.task(task_id), join_fields(current), keepttl=True)

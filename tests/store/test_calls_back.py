@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from relay.store import PollQueue, keys
 from relay.store.registry import Registry
 from support.payloads import new_id
-from tests.store import registration
+from tests.store import edit_record, registration
 
 
 async def claim_one(queue: PollQueue, task_id: str) -> bool:
@@ -47,5 +47,5 @@ async def test_a_task_without_the_count_is_polled_as_usual(redis: Redis) -> None
     queue = PollQueue(redis, rate=1000, retention=3600)
     task_id = new_id()
     await registry.register(registration(task_id, "alpha", upstream_webhook=True))
-    await redis.hdel(keys.task(task_id), "nw")
+    await edit_record(redis, task_id, nw=None)
     assert await claim_one(queue, task_id) is False

@@ -11,13 +11,13 @@ from redis.asyncio import Redis
 from relay.core import lifecycle
 from relay.core.model import Observation, TaskState
 from relay.core.schedule import PollPolicy
-from relay.store import PollQueue, keys
+from relay.store import PollQueue
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
 from support.payloads import finished, new_id, processing
 from support.servers import Receiver, ScriptedUpstream
 from tests.conftest import Api
-from tests.store import registration
+from tests.store import edit_record, record, registration
 
 FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
 
@@ -28,20 +28,21 @@ async def test_a_failing_outcome_leaves_the_others_of_its_batch_written(redis: R
     good, bad = new_id(), new_id()
     for task_id in (good, bad):
         await registry.register(registration(task_id, "alpha", webhook_url="https://example.com/h"))
-    # The bad task's delivery listing is not a list: making its delivery fails.
-    await redis.set(keys.deliveries("alpha", bad), "not a list")
+    # The bad task's poll count is not a number: writing its outcome fails.
+    await edit_record(redis, bad, p="not a number")
     now = time.time()
     outcomes = []
     for task_id in (bad, good):
-        raw = await redis.hget(keys.task(task_id), "state")
+        raw = (await record(redis, task_id)).raw_state
         assert raw is not None
         state = TaskState(registered_at=now, deadline_at=now + 600)
         step = lifecycle.observe(state, FINISHED, now, PollPolicy())
         outcomes.append(Outcome(task_id, raw, step, polls_after=1, lease=None))
     applied = await queue.apply(outcomes, now)
     assert applied.replies == ["error", "ok"]
-    assert await redis.hget(keys.task(good), "final_type") == "task.succeeded"
-    assert await redis.llen(keys.deliveries("alpha", good)) == 1
+    done = await record(redis, good)
+    assert done.fields["ft"] == "task.succeeded"
+    assert len(done.delivery_ids("alpha")) == 1
 
 
 @pytest.mark.usefixtures("worker")
@@ -55,7 +56,7 @@ async def test_an_unreadable_registration_does_not_stop_the_others_events(
     assert beta.status_code == 201
     await api.wait_status(task_id, "running")
     # Whatever made it so, the other tenant's stored registration cannot be read by Lua.
-    await redis.hset(keys.task(task_id), "r:beta", "{" * 1200 + "}" * 1200)
+    await edit_record(redis, task_id, **{"r:beta": "{" * 1200 + "}" * 1200})
     upstream.script(task_id, finished(task_id))
     await receiver.wait_for(1, timeout=10)
     await asyncio.sleep(0.3)

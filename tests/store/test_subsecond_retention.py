@@ -13,7 +13,7 @@ from relay.store import PollQueue, keys
 from relay.store.polls import Outcome
 from relay.store.registry import Registry
 from support.payloads import new_id
-from tests.store import registration
+from tests.store import record, registration
 
 FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
 
@@ -24,7 +24,7 @@ async def test_a_final_task_expires_after_a_retention_under_a_second(redis: Redi
     task_id = new_id()
     now = time.time()
     await registry.register(registration(task_id, "alpha", registered_at=now))
-    raw = await redis.hget(keys.task(task_id), "state")
+    raw = (await record(redis, task_id)).raw_state
     assert raw is not None
     step = lifecycle.observe(TaskState(now, now + 600), FINISHED, now, PollPolicy())
     applied = await queue.apply([Outcome(task_id, raw, step, polls_after=1)], now)

@@ -9,7 +9,6 @@ from relay.api.routes.deliveries import (
 )
 from relay.api.routes.ops import healthz, openapi, prometheus, readyz, status_page
 from relay.api.routes.tasks import (
-    STATUSES,
     delete_task,
     get_task,
     list_tasks,
@@ -19,7 +18,6 @@ from relay.api.routes.tasks import (
 from relay.api.routes.upstream import upstream_webhook
 
 __all__ = [
-    "STATUSES",
     "delete_task",
     "failed_deliveries",
     "get_task",

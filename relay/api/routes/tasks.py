@@ -18,13 +18,10 @@ from relay.api.params import cursor_text, path_task_id, query_cursor, query_int,
 from relay.api.responses import JSONResponse
 from relay.api.validation import parse_registration
 from relay.api.waiters import TooManyWaits, Waiter, Waiters
-from relay.core.model import FINAL_STATUSES, Registration
+from relay.core.model import FINAL_STATUSES, STATUSES, Registration
 from relay.core.resource import task_resource
 from relay.outbound import Blocked
 from relay.store.registry import RegisterOutcome, Registry, TaskView
-
-STATUSES = ("queued", "running", "succeeded", "failed", "timed_out")
-
 
 WAIT_MAX = 60.0  # seconds a long-poll may hold a request
 
