@@ -15,7 +15,7 @@ ASCII 31, which JSON never holds raw):
   u:<tenant>   '1': the registration said the upstream calls back
   g:<tenant>   the rid of a registration whose receiver answered 410
   l:<tenant>   its delivery keys, oldest first; o:<tenant> those still to send
-  d:<key>      one delivery: `DeliveryFields`, apart by spaces, '-' for none
+  d:<key>      one delivery: `DeliveryFields`, apart by spaces, '~' for none
   a:<key>      its attempts (StoredAttempt JSON each, apart by ASCII 29), the last 100
   e:<event id> an event (Event JSON; a final event leaves its state to `s`)
 """
@@ -135,7 +135,7 @@ class TaskRecord:
         raw = self.fields.get("d:" + key)
         if raw is None:
             return None
-        d = [None if v == "-" else v for v in raw.split(" ")]
+        d = [None if v == "~" else v for v in raw.split(" ")]
         if len(d) < len(DeliveryFields):
             return None
         F = DeliveryFields

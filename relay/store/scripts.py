@@ -122,7 +122,7 @@ end
 """
 
 # Deliveries live in their task's record: 'd:<k>' is delivery k's fields, in the order
-# of relay.store.record.DeliveryFields, '-' for none; 'a:<k>' its attempts; 'l:<tenant>'
+# of relay.store.record.DeliveryFields, '~' for none (no tenant name holds one); 'a:<k>' its attempts; 'l:<tenant>'
 # and 'o:<tenant>' the tenant's delivery keys (all, and those still to send, in order:
 # only an outbox's head is in the delivery queue); 'e:<event id>' each event. A
 # delivery's id is 'dlv_', its task id's hex and k.
@@ -131,19 +131,19 @@ local TENANT, RID, EVENT, TYPE, STATUS, ATTEMPT, SERIES, CREATED, NEXT, ENDED, S
   SERIES_START = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 local function did_of(id, k)
-  return 'dlv_' .. string.gsub(id, '-', '') .. k
+  return 'dlv_' .. (string.gsub(id, '%-', '')) .. k
 end
 
 local function dget(T, k)
   local d = words(T['d:' .. k])
   if #d == 0 then return nil end
-  for i = 1, SERIES_START do if d[i] == '-' then d[i] = nil end end
+  for i = 1, SERIES_START do if d[i] == '~' then d[i] = nil end end
   return d
 end
 
 local function dput(T, k, d)
   local w = {}
-  for i = 1, SERIES_START do w[i] = d[i] or '-' end
+  for i = 1, SERIES_START do w[i] = d[i] or '~' end
   T['d:' .. k] = table.concat(w, ' ')
 end
 
@@ -579,6 +579,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
     fair_move(T, id, nil)
     if etype ~= '' then T.fe, T.ft = event_id, etype end
     T.sg = nil
+    drop_unused_events(T)  -- those of progress deliveries the final one superseded
     for _, tenant in ipairs(tenants_of(T)) do UNTRACKED[#UNTRACKED + 1] = id .. ' ' .. tenant end
     -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
     redis.call('PUBLISH', ARGV[3], id)
