@@ -44,6 +44,7 @@ from relay.devtools.redis_server import RedisServer, free_port
 from relay.store.codec import dump, load_state
 from relay.store.deliveries import DeliveryQueue
 from relay.store.polls import Outcome, PollQueue
+from relay.store.redis import Client, connect
 from relay.store.registry import RegisterOutcome, Registry
 from support.load_servers import API_KEY
 from support.payloads import TASK, processing
@@ -353,7 +354,7 @@ RETENTION = 7 * 86400.0  # RELAY_RETENTION's default, for the store objects set-
 
 
 async def register_tasks(
-    redis: Redis,
+    redis: Client,
     task_ids: Sequence[str],
     *,
     webhook_url: str | None = None,
@@ -415,7 +416,7 @@ async def register_tasks(
 
 
 async def apply_answers(
-    redis: Redis,
+    redis: Client,
     stored: dict[str, str],
     answer: Any,
 ) -> dict[str, str]:
@@ -433,7 +434,7 @@ async def apply_answers(
 
 
 async def _write_steps(
-    redis: Redis,
+    redis: Client,
     stored: dict[str, str],
     step_of: Callable[[str, TaskState, float], Step],
     *,
@@ -462,7 +463,7 @@ async def _write_steps(
     return written
 
 
-async def deliveries_due(redis: Redis) -> int:
+async def deliveries_due(redis: Client) -> int:
     """Deliveries waiting in every shard's queue (pending, not yet delivered or failed)."""
     return await DeliveryQueue(redis, retention=RETENTION).due_count()
 
@@ -475,6 +476,17 @@ def run_async(coro: Any) -> Any:
 async def connected(url: str) -> AsyncIterator[Redis]:
     """A Redis client for set-up code, closed on exit (one per event loop)."""
     client = Redis.from_url(url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def connected_store(url: str) -> AsyncIterator[Client]:
+    """The client the relay itself opens for `url` (`relay.store.redis.connect`: one Redis,
+    Sentinel or a `redis+cluster://` URL), for set-up code, closed on exit."""
+    client = connect(url)
     try:
         yield client
     finally:
