@@ -11,14 +11,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from relay.core.model import EventType, Status
+from relay.core.model import EventType
+from relay.core.resource import TaskResource, Timestamp, Uuid
 
-Uuid = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-    ),
-]
 Url = Annotated[
     str,
     msgspec.Meta(
@@ -26,9 +21,7 @@ Url = Annotated[
     ),
 ]
 EventName = EventType
-Timestamp = Annotated[
-    str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])
-]
+__all__ = ["TaskResource"]  # defined with the resource it describes (relay.core.resource)
 
 
 class RegistrationBody(msgspec.Struct):
@@ -48,32 +41,6 @@ class RegistrationBody(msgspec.Struct):
             "become a sparse safety net"
         ),
     ] = None
-
-
-class Result(msgspec.Struct):
-    images: list[str]
-    grid_image: str | None
-    videos: list[str]
-    content: list[str]
-    seed: str | None
-
-
-class TaskResource(msgspec.Struct):
-    task_id: Uuid
-    status: Status
-    upstream_status: str | None
-    progress: Annotated[int, msgspec.Meta(ge=0, le=100)] | None
-    task_type: str | None
-    model: str | None
-    result: Result
-    error: str | None
-    webhook_url: str | None
-    events: list[EventName]
-    metadata: dict[str, Any]
-    registered_at: Timestamp
-    updated_at: Timestamp
-    completed_at: Timestamp | None
-    polls: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class TaskList(msgspec.Struct):

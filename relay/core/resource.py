@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from relay.core.model import Event, Registration, TaskState
+from relay.core.model import Event, EventType, Registration, Status, TaskState
+
+Uuid = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+Timestamp = Annotated[
+    str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])
+]
+
+
+class ResultView(msgspec.Struct):
+    """A task's result as the resource shows it: all five keys, always."""
+
+    images: list[str]
+    grid_image: str | None
+    videos: list[str]
+    content: list[str]
+    seed: str | None
+
+
+class TaskResource(msgspec.Struct):
+    """The contract's task resource: what the API answers, what every webhook's `data`
+    holds, and what the OpenAPI description says of both."""
+
+    task_id: Uuid
+    status: Status
+    upstream_status: str | None
+    progress: Annotated[int, msgspec.Meta(ge=0, le=100)] | None
+    task_type: str | None
+    model: str | None
+    result: ResultView
+    error: str | None
+    webhook_url: str | None
+    events: list[EventType]
+    metadata: dict[str, Any]
+    registered_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None
+    polls: Annotated[int, msgspec.Meta(ge=0)]
+
 
 _encoder = msgspec.json.Encoder()
 
@@ -24,25 +66,31 @@ def rfc3339(timestamp: float | None) -> str | None:
     )
 
 
-def task_resource(state: TaskState, registration: Registration, polls: int) -> dict[str, Any]:
+def task_resource(state: TaskState, registration: Registration, polls: int) -> TaskResource:
     """The task as one tenant sees it (the contract's "task resource")."""
-    return {
-        "task_id": registration.task_id,
-        "status": state.status,
-        "upstream_status": state.upstream_status,
-        "progress": state.progress,
-        "task_type": state.task_type,
-        "model": state.model,
-        "result": state.result.as_json(),
-        "error": state.error,
-        "webhook_url": registration.webhook_url,
-        "events": list(registration.events),
-        "metadata": registration.metadata,
-        "registered_at": rfc3339(registration.registered_at),
-        "updated_at": rfc3339(state.updated_at if state.updated_at else state.registered_at),
-        "completed_at": rfc3339(state.completed_at),
-        "polls": polls,
-    }
+    return TaskResource(
+        task_id=registration.task_id,
+        status=state.status,
+        upstream_status=state.upstream_status,
+        progress=state.progress,
+        task_type=state.task_type,
+        model=state.model,
+        result=ResultView(**state.result.as_json()),
+        error=state.error,
+        webhook_url=registration.webhook_url,
+        events=list(registration.events),  # type: ignore[arg-type]
+        metadata=registration.metadata,
+        registered_at=_stamp(registration.registered_at),
+        updated_at=_stamp(state.updated_at if state.updated_at else state.registered_at),
+        completed_at=rfc3339(state.completed_at),
+        polls=polls,
+    )
+
+
+def _stamp(timestamp: float) -> str:
+    text = rfc3339(timestamp)
+    assert text is not None
+    return text
 
 
 def webhook_body(event: Event, registration: Registration) -> bytes:

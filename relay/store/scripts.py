@@ -122,10 +122,10 @@ end
 """
 
 # Deliveries live in their task's record: 'd:<k>' is delivery k's fields, in the order
-# of relay.store.record.DeliveryFields, '~' for none (no tenant name holds one); 'a:<k>' its attempts; 'l:<tenant>'
-# and 'o:<tenant>' the tenant's delivery keys (all, and those still to send, in order:
-# only an outbox's head is in the delivery queue); 'e:<event id>' each event. A
-# delivery's id is 'dlv_', its task id's hex and k.
+# of relay.store.record.DeliveryFields, '~' for none (no tenant name holds one); 'a:<k>'
+# its attempts; 'l:<tenant>' and 'o:<tenant>' the tenant's delivery keys (all, and those
+# still to send, in order: only an outbox's head is in the delivery queue); 'e:<event
+# id>' each event. A delivery's id is 'dlv_', its task id's hex and k.
 _DELIVERIES = """
 local TENANT, RID, EVENT, TYPE, STATUS, ATTEMPT, SERIES, CREATED, NEXT, ENDED, SUPERSEDED,
   SERIES_START = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12

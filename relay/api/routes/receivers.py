@@ -10,8 +10,7 @@ from starlette.responses import Response
 
 from relay.api.context import context
 from relay.api.responses import JSONResponse
-from relay.api.schemas import Timestamp
-from relay.core.resource import rfc3339
+from relay.core.resource import Timestamp, rfc3339
 from relay.store.breaker import held_receivers
 
 
