@@ -53,6 +53,7 @@ PAUSE = 0.25  # seconds between two tries of a command while the cluster heals
 # Errors of a cluster on the move: a primary gone (until its replica is promoted),
 # the cluster marked down meanwhile, a slot without an owner yet.
 _PASSING = (ConnectionError, ClusterDownError, SlotNotCoveredError)
+_CLOSED_TRANSPORT = "unable to perform operation on"  # asyncio: the transport is closed
 # ConnectionErrors that no waiting mends.
 _LASTING = (AuthenticationError, AuthorizationError)
 
@@ -110,6 +111,13 @@ class RelayCluster(RedisCluster):
                     if isinstance(error, SlotNotCoveredError):  # no RedisError: made one
                         raise _cluster_down(error) from error
                     raise
+            except RuntimeError as error:
+                # asyncio's word for a write on a connection the killed node closed,
+                # which redis-py lets through as it is: a connection error like any.
+                if not str(error).startswith(_CLOSED_TRANSPORT):
+                    raise
+                if time.monotonic() + PAUSE > deadline:
+                    raise ConnectionError(str(error)) from error
             await asyncio.sleep(PAUSE)
 
 
