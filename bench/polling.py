@@ -27,7 +27,7 @@ The bare limit, measured in the same run (before and after; the higher
 counts): one plain aiohttp client process, 200 concurrent keep-alive
 requests, hammering the same stand-in.
 
-Targets: calls/s >= 0.5x bare at 100,000 tracked; worker CPU per poll at
+Targets: calls/s >= 0.6x bare at 100,000 tracked (issue 12); worker CPU per poll at
 100,000 within 1.2x of 1,000; worker + Redis CPU per poll on the cluster
 within 1.2x of that on one Redis, both at 100,000 tracked
 (`polling_cluster_cost_per_poll_ratio`; the cluster's calls/s is printed as
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = mean_rate(size)
         note = ratio_note(rate, bare.rate)
         if size == large:
-            note += "; " + target_note(rate / bare.rate >= 0.5, ">= 0.5x bare")
+            note += "; " + target_note(rate / bare.rate >= 0.6, ">= 0.6x bare")
         results.append(Result(f"polling_calls_per_s_{size_label(size)}", rate, "calls/s", note))
     for size in sizes:
         per_poll = mean_cpu(size)
@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             "x",
             ratio_note(cluster_cost, single_cost, "one Redis")
             + "; "
-            + target_note(cluster_ratio <= 1.2 or math.isnan(cluster_ratio), "<= 1.2x"),
+            # NaN (the cluster's worker made no polls) is a miss.
+            + target_note(cluster_ratio <= 1.2, "<= 1.2x"),
         ),
     ]
     for name, w in transports.items():

@@ -22,9 +22,12 @@ ASCII 31, which JSON never holds raw):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
 
 from relay.core.model import Event, Registration, TaskState
 from relay.store import keys
@@ -176,12 +179,25 @@ def join_fields(fields: dict[str, str]) -> str:
 
 
 async def read_records(redis: Client, task_ids: list[str]) -> dict[str, TaskRecord | None]:
-    """The records of tasks, by id (None: gone), in one pipeline."""
+    """The records of tasks, by id (None: gone): one MGET per shard (a shard's keys share
+    a slot), all at once."""
     if not task_ids:
         return {}
-    unique = list(dict.fromkeys(task_ids))
-    async with redis.pipeline(transaction=False) as pipe:
-        for task_id in unique:
-            pipe.get(keys.task(task_id))
-        raws = await pipe.execute()
-    return {t: TaskRecord.parse(t, raw) for t, raw in zip(unique, raws, strict=True)}
+    by_shard: dict[int, list[str]] = {}
+    for task_id in dict.fromkeys(task_ids):
+        by_shard.setdefault(keys.shard_of(task_id), []).append(task_id)
+    names = [[keys.task(task_id) for task_id in ids] for ids in by_shard.values()]
+    replies: list[list[str | None]]
+    if isinstance(redis, RedisCluster):
+        # redis-py's cluster pipeline refuses MGET: each shard's goes to its node at once.
+        replies = list(await asyncio.gather(*(redis.mget(shard) for shard in names)))
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            for shard in names:
+                pipe.mget(shard)
+            replies = await pipe.execute()
+    return {
+        task_id: TaskRecord.parse(task_id, raw)
+        for ids, raws in zip(by_shard.values(), replies, strict=True)
+        for task_id, raw in zip(ids, raws, strict=True)
+    }

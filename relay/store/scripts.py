@@ -583,12 +583,14 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
     for _, tenant in ipairs(tenants_of(T)) do UNTRACKED[#UNTRACKED + 1] = id .. ' ' .. tenant end
     -- Wakes the API processes' long-polls (`GET /v1/tasks/{id}/wait`) for this task.
     redis.call('PUBLISH', ARGV[3], id)
+    save(key, T)
+    settle(key, T, retention)
   else
+    -- Still tracked: its record has no expiry (REGISTER took any away).
     redis.call('ZADD', DUE, tonumber(next_due), id)
     fair_move(T, id, next_due)
+    save(key, T)
   end
-  save(key, T)
-  settle(key, T, retention)
   return 'ok'
 end
 
