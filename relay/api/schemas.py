@@ -7,40 +7,16 @@ the tests check real answers against the spec generated from them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from relay.core.model import EventType
-from relay.core.resource import TaskResource, Timestamp, Uuid
+from relay.core.resource import RegistrationBody, TaskResource, Timestamp, Uuid
 
-Url = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=2048, pattern="^[hH][tT][tT][pP][sS]?://", description="An absolute http(s) URL"
-    ),
-]
 EventName = EventType
-__all__ = ["TaskResource"]  # defined with the resource it describes (relay.core.resource)
-
-
-class RegistrationBody(msgspec.Struct):
-    task_id: Uuid
-    webhook_url: Url | None = None
-    events: Annotated[
-        list[EventName] | None,
-        msgspec.Meta(description="Omitted: the three final events; []: no webhooks"),
-    ] = None
-    metadata: Annotated[
-        dict[str, Any] | None, msgspec.Meta(description="Echoed in every webhook; at most 16 KiB")
-    ] = None
-    upstream_webhook: Annotated[
-        bool | None,
-        msgspec.Meta(
-            description="The upstream will call /v1/upstream/webhook for this task: polls "
-            "become a sparse safety net"
-        ),
-    ] = None
+# Defined with the resource they describe (relay.core.resource): one shape each.
+__all__ = ["RegistrationBody", "TaskResource"]
 
 
 class TaskList(msgspec.Struct):

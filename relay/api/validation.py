@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,20 +10,12 @@ import msgspec
 
 from relay.api.errors import ApiError
 from relay.core.model import DEFAULT_EVENTS, EVENT_TYPES
+from relay.core.resource import RegistrationBody
 
 MAX_BODY = 64 * 1024
 MAX_METADATA = 16 * 1024
 MAX_METADATA_DEPTH = 32
 MAX_URL = 2048
-
-
-@dataclasses.dataclass(frozen=True)
-class RegistrationRequest:
-    task_id: str
-    webhook_url: str | None
-    events: tuple[str, ...]
-    metadata: dict[str, Any]
-    upstream_webhook: bool = False
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -96,7 +87,8 @@ def _too_deep() -> ApiError:
     return invalid("metadata", f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
 
 
-def parse_registration(payload: Any) -> RegistrationRequest:
+def parse_registration(payload: Any) -> RegistrationBody:
+    """The registration body, every field checked and its default filled in."""
     if not isinstance(payload, dict):
         raise ApiError(422, "invalid_body", "The body must be a JSON object")
     if "task_id" not in payload or payload["task_id"] is None:
@@ -104,10 +96,10 @@ def parse_registration(payload: Any) -> RegistrationRequest:
     task_id = parse_task_id(payload["task_id"])
     if task_id is None:
         raise invalid("task_id", "task_id must be a UUID like 550e8400-e29b-41d4-a716-446655440000")
-    return RegistrationRequest(
+    return RegistrationBody(
         task_id=task_id,
         webhook_url=_webhook_url(payload.get("webhook_url")),
-        events=_events(payload.get("events")),
+        events=list(_events(payload.get("events"))),  # type: ignore[arg-type]
         metadata=_metadata(payload.get("metadata")),
         upstream_webhook=_flag("upstream_webhook", payload.get("upstream_webhook")),
     )

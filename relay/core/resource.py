@@ -1,4 +1,4 @@
-"""The public task resource and webhook bodies, rendered from stored values."""
+"""The public shapes: the registration body, the task resource and webhook bodies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,37 @@ Uuid = Annotated[
 Timestamp = Annotated[
     str, msgspec.Meta(description="RFC 3339, UTC", examples=["2026-11-29T10:00:00.000Z"])
 ]
+
+
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2048, pattern="^[hH][tT][tT][pP][sS]?://", description="An absolute http(s) URL"
+    ),
+]
+
+
+class RegistrationBody(msgspec.Struct):
+    """The body of `POST /v1/tasks`: what the OpenAPI describes, and what the API's
+    validation (relay.api.validation) answers once every field is checked, with the
+    defaults filled in (events, metadata, upstream_webhook)."""
+
+    task_id: Uuid
+    webhook_url: Url | None = None
+    events: Annotated[
+        list[EventType] | None,
+        msgspec.Meta(description="Omitted: the three final events; []: no webhooks"),
+    ] = None
+    metadata: Annotated[
+        dict[str, Any] | None, msgspec.Meta(description="Echoed in every webhook; at most 16 KiB")
+    ] = None
+    upstream_webhook: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="The upstream will call /v1/upstream/webhook for this task: polls "
+            "become a sparse safety net"
+        ),
+    ] = None
 
 
 class ResultView(msgspec.Struct):

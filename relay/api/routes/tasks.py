@@ -41,9 +41,9 @@ async def register_task(request: Request) -> Response:
         registered_at=round(time.time(), 3),
         rid=secrets.token_hex(8),
         webhook_url=asked.webhook_url,
-        events=asked.events,
-        metadata=asked.metadata,
-        upstream_webhook=asked.upstream_webhook,
+        events=tuple(asked.events or ()),
+        metadata=asked.metadata or {},
+        upstream_webhook=bool(asked.upstream_webhook),
     )
     registry = ctx.registry
     registered = await registry.register(registration)
