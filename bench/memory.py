@@ -55,8 +55,8 @@ from support.waiting import eventually
 FULL = {"tasks": 100_000}
 TINY = {"tasks": 500}
 METADATA = {"order": 123456, "customer": "cus_0123456789"}
-# Redis' own default, said explicitly: the test/dev servers raise it (the store no
-# longer depends on it: a task's record is one string).
+# Redis' own default, said explicitly (the store does not depend on it: a task's
+# record is one string).
 DEFAULT = ("--hash-max-ziplist-value", "64")
 TRACKED_TARGET = 512  # bytes, issue 12
 FINISHED_TARGET = 1536

@@ -127,9 +127,6 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
             "--maxmemory-policy", "noeviction",
-            # The name Redis 6.2 knows too (7 calls it hash-max-listpack-value): a task's
-            # hash stays a compact listpack, as the deploy files configure it.
-            "--hash-max-ziplist-value", "1024",
             "--protected-mode", "yes",
             "--logfile", os.path.join(self.dir, "redis.log"),
             *self.extra_args,
