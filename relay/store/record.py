@@ -178,6 +178,11 @@ def join_fields(fields: dict[str, str]) -> str:
     return RECORD.join(name + FIELD + value for name, value in fields.items())
 
 
+async def read_record(redis: Client, task_id: str) -> TaskRecord | None:
+    """One task's record (None: it has none)."""
+    return TaskRecord.parse(task_id, await redis.get(keys.task(task_id)))
+
+
 async def read_records(redis: Client, task_ids: list[str]) -> dict[str, TaskRecord | None]:
     """The records of tasks, by id (None: gone): one MGET per shard (a shard's keys share
     a slot), all at once."""

@@ -11,7 +11,7 @@ from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import script
 from relay.store.codec import dump, dump_metadata, dump_registration, load_registration, load_state
-from relay.store.record import TaskRecord, read_records
+from relay.store.record import TaskRecord, read_record, read_records
 from relay.store.redis import Client, to_ms
 
 
@@ -163,7 +163,7 @@ class Registry:
         return max(1, to_ms(self.retention))
 
     async def get(self, tenant: str, task_id: str) -> TaskView | None:
-        return _view(TaskRecord.parse(task_id, await self.redis.get(keys.task(task_id))), tenant)
+        return _view(await read_record(self.redis, task_id), tenant)
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
         removed, delivery_ids = await self._unregister(
@@ -197,7 +197,7 @@ class Registry:
         return str(redelivered)
 
     async def deliveries(self, tenant: str, task_id: str) -> list[dict[str, Any]]:
-        record = TaskRecord.parse(task_id, await self.redis.get(keys.task(task_id)))
+        record = await read_record(self.redis, task_id)
         if record is None:
             return []
         ids = record.delivery_ids(tenant)

@@ -414,8 +414,12 @@ return 1
 # caller then reads the claimed tasks' records.
 # Returns {lease, {task_id, ...}, more}: more is 1 when tasks still due were left. A
 # peek returns {{task_id, tenant, due ms, ...}, more}.
-CLAIM_POLLS = """
+CLAIM_POLLS = (
+    """
 local DUE, FAIR, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+"""
+    + _FAIR
+    + """
 local now, n, lease_ms, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local OWNER, SCORE = {}, {}  -- task id -> the tenant whose turn picked it, its due time
 
@@ -489,10 +493,7 @@ local function fair_pick(count)
     end
   end
   for _, entry in ipairs(stale) do
-    if redis.call('ZREM', FAIR, entry[2]) == 1 and
-       redis.call('HINCRBY', FAIR_COUNTS, entry[1], -1) <= 0 then
-      redis.call('HDEL', FAIR_COUNTS, entry[1])
-    end
+    fair_count(entry[1], -redis.call('ZREM', FAIR, entry[2]))
   end
   return picked
 end
@@ -526,6 +527,7 @@ local lease = now + lease_ms
 for _, id in ipairs(ids) do redis.call('ZADD', DUE, lease, id) end
 return {lease, ids, more}
 """
+)
 
 # KEYS: one shard's poll schedule, fair queue, fair counts and delivery queue, then the
 #       record of each task written (keys.shard_queues, keys.task)

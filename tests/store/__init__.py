@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from relay.core.model import Registration
 from relay.store import keys
-from relay.store.record import TaskRecord, join_fields
+from relay.store.record import TaskRecord, join_fields, read_record
 
 
 def registration(task_id: str, tenant: str, **fields: Any) -> Registration:
@@ -25,7 +25,7 @@ def registration(task_id: str, tenant: str, **fields: Any) -> Registration:
 
 
 async def record(redis: Redis, task_id: str) -> TaskRecord:
-    found = TaskRecord.parse(task_id, await redis.get(keys.task(task_id)))
+    found = await read_record(redis, task_id)
     assert found is not None, f"task {task_id} has no record"
     return found
 
