@@ -41,7 +41,7 @@ from relay.core.model import DEFAULT_EVENTS, Observation, Registration, TaskStat
 from relay.core.normalize import normalize
 from relay.core.schedule import PollPolicy
 from relay.devtools.redis_server import RedisServer, free_port
-from relay.store.codec import dump, load_state
+from relay.store.codec import dump_state, load_state
 from relay.store.deliveries import DeliveryQueue
 from relay.store.polls import Outcome, PollQueue
 from relay.store.redis import Client, connect
@@ -402,7 +402,7 @@ async def register_tasks(
         ]
         if bad:
             raise RuntimeError(f"registration did not create tasks: {bad[:3]}")
-        stored.update((t, dump(a.view.state)) for t, a in zip(chunk, answers, strict=True))
+        stored.update((t, dump_state(a.view.state)) for t, a in zip(chunk, answers, strict=True))
     if running:
         steady = normalize(processing(TASK, "50"))
         policy = PollPolicy()
@@ -455,7 +455,7 @@ async def _write_steps(
             outcomes.append(
                 Outcome(task_id, raw_state, step, polls_after=polls_after, count_poll=count_poll)
             )
-            written[task_id] = dump(step.state)
+            written[task_id] = dump_state(step.state)
         replies = (await queue.apply(outcomes, now)).replies
         bad = [r for r in replies if r != "ok"]
         if bad:

@@ -54,34 +54,12 @@ class Observation(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-# Stored names of TaskState's fields: one is kept per tracked task, and short
-# names are a quarter of its bytes.
-_STATE_NAMES = {
-    "registered_at": "ra",
-    "deadline_at": "da",
-    "status": "s",
-    "upstream_status": "us",
-    "progress": "p",
-    "task_type": "tt",
-    "model": "m",
-    "result": "r",
-    "error": "e",
-    "updated_at": "ua",
-    "completed_at": "ca",
-    "status_since": "ss",
-    "failed_since": "fs",
-    "errors": "n",
-    "not_found_since": "nf",
-    "waiting_at": "wa",
-}
-
-
-class TaskState(msgspec.Struct, frozen=True, omit_defaults=True, rename=_STATE_NAMES):
+class TaskState(msgspec.Struct, frozen=True):
     """The relay's knowledge of one upstream task, shared by all its subscribers.
 
     Timestamps are unix seconds, to the millisecond. The fields after
     `completed_at` are the schedule's memory: what past polls taught about
-    this task's pace. Stored as JSON under the short names of `_STATE_NAMES`.
+    this task's pace. Stored as `relay.store.codec.StoredState`.
     """
 
     registered_at: float

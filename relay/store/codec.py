@@ -11,7 +11,15 @@ from typing import Any
 
 import msgspec
 
-from relay.core.model import DEFAULT_EVENTS, Event, Registration, TaskState
+from relay.core.model import (
+    DEFAULT_EVENTS,
+    EMPTY_RESULT,
+    Event,
+    Registration,
+    Result,
+    Status,
+    TaskState,
+)
 
 encode = msgspec.json.Encoder().encode
 
@@ -45,6 +53,92 @@ class StoredRegistration(
     upstream_webhook: bool = False
 
 
+class StoredState(msgspec.Struct, frozen=True, array_like=True):
+    """A TaskState as stored: a JSON array of its fields in this order, its times in
+    ms, each after the first as its offset from the registration's. Fields most often
+    at their defaults come last, and `dump_state` leaves out the trailing defaults: a
+    tracked task's state is most of its record."""
+
+    registered: int
+    deadline: int
+    status: Status = "queued"
+    upstream_status: str | None = None
+    progress: int | None = None
+    task_type: str | None = None
+    model: str | None = None
+    updated: int | None = None
+    status_since: int | None = None
+    waiting: int | None = None
+    result: Result = EMPTY_RESULT
+    error: str | None = None
+    completed: int | None = None
+    failed_since: int | None = None
+    errors: int = 0
+    not_found_since: int | None = None
+
+
+_STATE_DEFAULTS = msgspec.structs.astuple(StoredState(0, 0))
+
+
+def _stored_state(state: TaskState) -> StoredState:
+    base = round(state.registered_at * 1000)
+
+    def at(t: float | None) -> int | None:
+        return None if t is None else round(t * 1000) - base
+
+    return StoredState(
+        registered=base,
+        deadline=round(state.deadline_at * 1000) - base,
+        status=state.status,
+        upstream_status=state.upstream_status,
+        progress=state.progress,
+        task_type=state.task_type,
+        model=state.model,
+        updated=at(state.updated_at),
+        status_since=at(state.status_since),
+        waiting=at(state.waiting_at),
+        result=state.result,
+        error=state.error,
+        completed=at(state.completed_at),
+        failed_since=at(state.failed_since),
+        errors=state.errors,
+        not_found_since=at(state.not_found_since),
+    )
+
+
+def _task_state(stored: StoredState) -> TaskState:
+    base = stored.registered
+
+    def at(offset: int | None) -> float | None:
+        return None if offset is None else (base + offset) / 1000
+
+    return TaskState(
+        registered_at=base / 1000,
+        deadline_at=(base + stored.deadline) / 1000,
+        status=stored.status,
+        upstream_status=stored.upstream_status,
+        progress=stored.progress,
+        task_type=stored.task_type,
+        model=stored.model,
+        result=stored.result,
+        error=stored.error,
+        updated_at=at(stored.updated),
+        completed_at=at(stored.completed),
+        status_since=at(stored.status_since),
+        failed_since=at(stored.failed_since),
+        errors=stored.errors,
+        not_found_since=at(stored.not_found_since),
+        waiting_at=at(stored.waiting),
+    )
+
+
+def _state_array(state: TaskState) -> list[Any]:
+    values = list(msgspec.structs.astuple(_stored_state(state)))
+    while len(values) > 2 and values[-1] == _STATE_DEFAULTS[len(values) - 1]:
+        values.pop()
+    return values
+
+
 class StoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     """An event as stored in its task's record: a final event leaves out its state,
     which is the task's own from then on."""
@@ -52,7 +146,7 @@ class StoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     type: str
     at: float
     polls: int
-    state: TaskState | None = None
+    state: StoredState | None = None
 
 
 class StoredAttempt(msgspec.Struct, frozen=True, array_like=True):
@@ -65,7 +159,7 @@ class StoredAttempt(msgspec.Struct, frozen=True, array_like=True):
     response: str | None
 
 
-_state = msgspec.json.Decoder(TaskState)
+_state = msgspec.json.Decoder(StoredState)
 _registration = msgspec.json.Decoder(StoredRegistration)
 _event = msgspec.json.Decoder(StoredEvent)
 _metadata = msgspec.json.Decoder(dict[str, Any])
@@ -109,8 +203,12 @@ def load_registration(
     )
 
 
+def dump_state(state: TaskState) -> str:
+    return dump(_state_array(state))
+
+
 def load_state(raw: str) -> TaskState:
-    return _state.decode(raw)
+    return _task_state(_state.decode(raw))
 
 
 _attempt = msgspec.json.Decoder(StoredAttempt)
@@ -125,12 +223,15 @@ def load_attempt(raw: str) -> dict[str, Any]:
 
 
 def dump_event(event: Event, *, final: bool) -> str:
-    state = None if final else event.state
-    return dump(StoredEvent(type=event.type, at=event.at, polls=event.polls, state=state))
+    stored = StoredEvent(type=event.type, at=event.at, polls=event.polls)
+    if final:
+        return dump(stored)
+    # The state as `dump_state` writes it, without its trailing defaults.
+    return dump({**msgspec.structs.asdict(stored), "state": _state_array(event.state)})
 
 
 def load_event(raw: str, task_state: Callable[[], TaskState]) -> Event:
     """An event; `task_state` gives the state of a final event, which is the task's."""
     stored = _event.decode(raw)
-    state = stored.state if stored.state is not None else task_state()
+    state = _task_state(stored.state) if stored.state is not None else task_state()
     return Event(type=stored.type, at=stored.at, state=state, polls=stored.polls)

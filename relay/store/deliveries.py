@@ -10,7 +10,7 @@ from relay.core.model import Ending, Event, Registration
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
 from relay.store.codec import dump_attempt
-from relay.store.record import StoredDelivery, TaskRecord, read_records
+from relay.store.record import StoredDelivery, TaskRecord, read_delivery_records
 from relay.store.redis import Client, to_ms
 from relay.store.shards import claim_over_shards, claimed_ids, drop_from_queue, grouped
 
@@ -122,14 +122,13 @@ class DeliveryQueue:
         """The claimed deliveries, read from their tasks' records in one pipeline; those
         whose record no longer holds them leave the queue."""
         taken = claimed_ids(shards, list(replies))
-        task_ids = [keys.delivery_task(d)[0] for _, _, ids in taken for d in ids]
-        records = await read_records(self.redis, task_ids)
+        records = await read_delivery_records(self.redis, [d for _, _, ids in taken for d in ids])
         claimed: list[list[ClaimedDelivery]] = []
         missing: list[tuple[int, str]] = []
         for shard, lease, ids in taken:
             found: list[ClaimedDelivery] = []
             for did in ids:
-                delivery = _claimed(records[keys.delivery_task(did)[0]], did, lease)
+                delivery = _claimed(records[did], did, lease)
                 if delivery is None:
                     missing.append((shard, did))
                 else:

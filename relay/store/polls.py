@@ -12,7 +12,7 @@ from relay.core.lifecycle import Step
 from relay.core.model import Event, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
-from relay.store.codec import dump, dump_event
+from relay.store.codec import dump_event, dump_state
 from relay.store.record import read_records
 from relay.store.redis import Client, to_ms
 from relay.store.shards import (
@@ -245,7 +245,7 @@ class PollQueue:
             outcome.task_id,
             "" if outcome.lease is None else outcome.lease,
             outcome.raw_state,
-            dump(state),
+            dump_state(state),
             1 if outcome.count_poll else 0,
             next_due,
             step.event or "",

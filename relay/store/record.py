@@ -4,7 +4,7 @@ The record (`keys.task`) holds a task's whole world, so that every script names
 the one key it works on. Its fields (name, ASCII 30, value; fields apart by
 ASCII 31, which JSON never holds raw):
 
-  s            the state (TaskState JSON, short names: relay.store.codec)
+  s            the state (a JSON array: relay.store.codec.StoredState)
   p            polls made
   nw           registrations that did not say the upstream calls back
   sg           quick re-fetches the latest upstream callback still allows
@@ -206,3 +206,12 @@ async def read_records(redis: Client, task_ids: list[str]) -> dict[str, TaskReco
         for ids, raws in zip(by_shard.values(), replies, strict=True)
         for task_id, raw in zip(ids, raws, strict=True)
     }
+
+
+async def read_delivery_records(
+    redis: Client, delivery_ids: list[str]
+) -> dict[str, TaskRecord | None]:
+    """The record of each delivery's task, by delivery id (None: the task has none)."""
+    tasks = {delivery_id: keys.delivery_task(delivery_id)[0] for delivery_id in delivery_ids}
+    records = await read_records(redis, list(tasks.values()))
+    return {delivery_id: records[task_id] for delivery_id, task_id in tasks.items()}

@@ -10,8 +10,14 @@ from typing import Any
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import script
-from relay.store.codec import dump, dump_metadata, dump_registration, load_registration, load_state
-from relay.store.record import TaskRecord, read_record, read_records
+from relay.store.codec import (
+    dump_metadata,
+    dump_registration,
+    dump_state,
+    load_registration,
+    load_state,
+)
+from relay.store.record import TaskRecord, read_delivery_records, read_record, read_records
 from relay.store.redis import Client, to_ms
 
 
@@ -129,7 +135,7 @@ class Registry:
                 asked.task_id,
                 asked.tenant,
                 dump_registration(asked),
-                dump(initial),
+                dump_state(initial),
                 to_ms(now),
                 1 if asked.upstream_webhook else 0,
                 0 if place == "full" else 1,
@@ -201,7 +207,11 @@ class Registry:
         if record is None:
             return []
         ids = record.delivery_ids(tenant)
-        return [d for d in await self._render_deliveries(ids, {task_id: record}) if d is not None]
+        return [
+            d
+            for d in await self._render_deliveries(ids, dict.fromkeys(ids, record))
+            if d is not None
+        ]
 
     async def failed_deliveries(
         self, tenant: str, limit: int, cursor: Page | None
@@ -240,12 +250,13 @@ class Registry:
     async def _render_deliveries(
         self, ids: list[str], records: dict[str, TaskRecord | None] | None = None
     ) -> list[dict[str, Any] | None]:
-        """Each delivery as the API shows it (None: its task's record no longer has it)."""
+        """Each delivery as the API shows it (None: its task's record no longer has it);
+        `records`, by delivery id, saves reading them."""
         if records is None:
-            records = await read_records(self.redis, [keys.delivery_task(d)[0] for d in ids])
+            records = await read_delivery_records(self.redis, ids)
         rendered: list[dict[str, Any] | None] = []
         for delivery_id in ids:
-            record = records.get(keys.delivery_task(delivery_id)[0])
+            record = records.get(delivery_id)
             stored = record.delivery(delivery_id) if record else None
             if record is None or stored is None:
                 rendered.append(None)

@@ -703,16 +703,15 @@ local function finish_one(key, id, k, lease, outcome, next_due, attempt)
   end
   local tenant = d[TENANT]
   redis.call('ZREM', DLV_DUE, did)
-  local outbox = without(words(T['o:' .. tenant]), k)
   if outcome == 'drop' then
     forget(T, id, tenant, k)
-    outbox = words(T['o:' .. tenant])
     drop_unused_events(T)
   else
     d[STATUS], d[ENDED], d[NEXT] = outcome, string.format('%d', now), nil
     dput(T, k, d)
     if outcome == 'failed' then failed[#failed + 1] = tenant .. ' ' .. did end
   end
+  local outbox = without(words(T['o:' .. tenant]), k)
   if outcome == 'gone' then
     -- 410 ends this registration's webhooks: what is still queued goes nowhere, and
     -- ends like this one.

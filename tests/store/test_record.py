@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from relay.core.model import Event, TaskState
+from relay.core.model import Event, Result, TaskState
 from relay.store import keys
-from relay.store.codec import dump_attempt, dump_event, load_attempt, load_event
+from relay.store.codec import (
+    dump_attempt,
+    dump_event,
+    dump_state,
+    load_attempt,
+    load_event,
+    load_state,
+)
 from relay.store.record import ATTEMPT, TaskRecord, join_fields
 
 TASK = "550e8400-e29b-41d4-a716-446655440000"
@@ -89,3 +96,64 @@ def test_a_final_event_leaves_its_state_to_the_task() -> None:
     other = TaskState(registered_at=2.0, deadline_at=3.0)
     assert load_event(final, lambda: other) == Event("task.succeeded", 1.5, other, 3)
     assert load_event(progress, lambda: other) == event
+
+
+T0 = 1_800_000_000.123
+RUNNING = TaskState(
+    registered_at=T0,
+    deadline_at=T0 + 10_800,
+    status="running",
+    upstream_status="processing",
+    progress=45,
+    task_type="imagine",
+    model="midjourney",
+    updated_at=T0 + 0.003,
+    status_since=T0 + 0.003,
+)
+ENDED = TaskState(
+    registered_at=T0,
+    deadline_at=T0 + 10_800,
+    status="failed",
+    upstream_status="failed",
+    result=Result(images=("https://cdn.example/a.png",), seed="42"),
+    error="banned prompt",
+    updated_at=T0 + 61.5,
+    completed_at=T0 + 61.5,
+    failed_since=T0 + 30.25,
+    errors=2,
+    not_found_since=T0 + 1,
+    waiting_at=T0 + 2,
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "stored"),
+    [
+        (STATE, "[1800000000000,10800000]"),
+        (RUNNING, '[1800000000123,10800000,"running","processing",45,"imagine","midjourney",3,3]'),
+        (ENDED, None),
+        (TaskState(registered_at=T0, deadline_at=T0, errors=1), None),
+    ],
+)
+def test_a_state_is_stored_as_an_array_of_ms_without_its_trailing_defaults(
+    state: TaskState, stored: str | None
+) -> None:
+    raw = dump_state(state)
+    if stored is not None:
+        assert raw == stored
+    assert load_state(raw) == state
+    assert dump_state(load_state(raw)) == raw  # the scripts compare states by their bytes
+
+
+def test_a_state_is_kept_to_the_millisecond() -> None:
+    state = TaskState(registered_at=1_800_000_000.4884434, deadline_at=1_800_010_800.4884434)
+    assert load_state(dump_state(state)) == TaskState(
+        registered_at=1_800_000_000.488, deadline_at=1_800_010_800.488
+    )
+
+
+def test_a_progress_event_keeps_its_state_and_a_final_one_leaves_it_to_the_task() -> None:
+    progress = Event(type="task.progress", at=T0 + 1, state=RUNNING, polls=2)
+    assert load_event(dump_event(progress, final=False), lambda: ENDED) == progress
+    final = Event(type="task.failed", at=T0 + 62, state=ENDED, polls=9)
+    assert load_event(dump_event(final, final=True), lambda: ENDED) == final
