@@ -90,6 +90,9 @@ def run_worker(
         )
         if not worker.alive():
             raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+        if measured.calls == 0:
+            # Counted as a miss (NaN); the log says why it stood still (seen once on a cluster).
+            say(f"the worker made no calls in the window; its log:\n{worker.log_tail()}")
     finally:
         worker.stop(timeout=5)  # httpx can take its whole timeout to drain
     if measured.refused:

@@ -77,6 +77,24 @@ class ClaimLoop(Generic[Item, Written]):
             writer_stop.set()
             await writer
 
+    async def keep_running(self, stopping: asyncio.Event) -> None:
+        """`run` until `stopping`, started again whenever it ends before: a worker must not
+        live on, heartbeat and all, without polling or delivering. A CancelledError that
+        is not this task's own (a library's stray one) counts as such an end."""
+        while True:
+            try:
+                await self.run(stopping)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if stopping.is_set() or (task is not None and task.cancelling()):
+                    raise
+                logger.error("%s: the loop was cancelled from inside; starting it again", self.name)
+            except Exception:
+                logger.exception("%s: the loop failed; starting it again", self.name)
+            if stopping.is_set():
+                return
+            await sleep_unless(stopping, ERROR_SLEEP)
+
     async def _idle(self, stopping: asyncio.Event) -> None:
         if not self.wake.is_set():
             waiters = {

@@ -124,8 +124,8 @@ async def startup(settings: Settings) -> WorkerContext:
         recorder=recorder,
         stopping=stopping,
         loops=[
-            asyncio.create_task(poller.run(stopping), name="poller"),
-            asyncio.create_task(deliverer.run(stopping), name="deliverer"),
+            asyncio.create_task(poller.keep_running(stopping), name="poller"),
+            asyncio.create_task(deliverer.keep_running(stopping), name="deliverer"),
         ],
         metrics_loop=asyncio.create_task(recorder.run(redis, stopping), name="metrics"),
     )
