@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 
 from relay.core import lifecycle
 from relay.core.lifecycle import Step
-from relay.core.model import DEFAULT_EVENTS, Observation, Registration, TaskState
+from relay.core.model import DEFAULT_EVENTS, Observation, Registration, TaskState, new_rid
 from relay.core.normalize import normalize
 from relay.core.schedule import PollPolicy
 from relay.devtools.redis_server import RedisServer, free_port
@@ -386,7 +386,7 @@ async def register_tasks(
                         tenant=tenant,
                         task_id=task_id,
                         registered_at=now,
-                        rid=secrets.token_hex(8),
+                        rid=new_rid(),
                         webhook_url=webhook_url,
                         events=events,
                         metadata=metadata or {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -83,6 +84,12 @@ class TaskState(msgspec.Struct, frozen=True):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+def new_rid() -> str:
+    """A registration's own id: unique among one task's registrations (48 random bits),
+    and short, since every delivery repeats it."""
+    return secrets.token_urlsafe(6)
 
 
 class Registration(msgspec.Struct, frozen=True):

@@ -24,33 +24,22 @@ from relay.core.model import (
 encode = msgspec.json.Encoder().encode
 
 
-class StoredRegistration(
-    msgspec.Struct,
-    frozen=True,
-    omit_defaults=True,
-    rename={
-        "registered_at": "at",
-        "webhook_url": "url",
-        "events": "ev",
-        "metadata": "md",
-        "upstream_webhook": "uw",
-    },
-):
-    """A registration as stored under its task and tenant (which it need not repeat).
+class StoredRegistration(msgspec.Struct, frozen=True, array_like=True):
+    """A registration as stored under its task and tenant (which it need not repeat):
+    a JSON array of these fields, trailing defaults left out.
 
-    The Lua scripts read `rid`, `url` (the webhook URL) and `ev` (the events;
-    absent: the default three). The client's `metadata` is stored in a field of
-    its own (`m:<tenant>` in the task's record) that no script ever decodes, so nothing a
-    client sends can make a script fail; `md` here is only read, from
-    registrations stored before that.
+    The Lua scripts read the first three (`rid`, the webhook URL, the events, null
+    for the default three). The client's `metadata` is stored in a field of its
+    own (`m:<tenant>` in the task's record) that no script ever decodes, so
+    nothing a client sends can make a script fail. `registered` (ms) is there
+    only when it is not the task's own registration time (a tenant that joined).
     """
 
-    registered_at: float
     rid: str
     webhook_url: str | None = None
-    events: tuple[str, ...] = DEFAULT_EVENTS
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    events: tuple[str, ...] | None = None
     upstream_webhook: bool = False
+    registered: int | None = None
 
 
 class StoredState(msgspec.Struct, frozen=True, array_like=True):
@@ -169,17 +158,18 @@ def dump(value: object) -> str:
     return encode(value).decode()
 
 
-def dump_registration(registration: Registration) -> str:
-    events = DEFAULT_EVENTS if registration.events == DEFAULT_EVENTS else registration.events
-    return dump(
-        StoredRegistration(
-            registered_at=registration.registered_at,
-            rid=registration.rid,
-            webhook_url=registration.webhook_url,
-            events=events,
-            upstream_webhook=registration.upstream_webhook,
-        )
-    )
+def dump_registrations(registration: Registration) -> tuple[str, str]:
+    """The registration as stored when its time is the task's, and as stored when
+    it is not (REGISTER, which alone knows, picks one)."""
+    events = None if registration.events == DEFAULT_EVENTS else registration.events
+    values = [registration.rid, registration.webhook_url, events, registration.upstream_webhook]
+    joined = dump([*values, round(registration.registered_at * 1000)])
+    while len(values) > 1 and values[-1] == _REGISTRATION_DEFAULTS[len(values) - 1]:
+        values.pop()
+    return dump(values), joined
+
+
+_REGISTRATION_DEFAULTS = msgspec.structs.astuple(StoredRegistration(""))
 
 
 def dump_metadata(registration: Registration) -> str:
@@ -188,19 +178,27 @@ def dump_metadata(registration: Registration) -> str:
 
 
 def load_registration(
-    raw: str, tenant: str, task_id: str, raw_metadata: str | None = None
+    raw: str, tenant: str, task_id: str, raw_metadata: str | None, raw_state: str
 ) -> Registration:
+    """A stored registration; `raw_state`, its task's, says when the task was registered."""
     stored = _registration.decode(raw)
+    registered = stored.registered if stored.registered is not None else registered_ms(raw_state)
     return Registration(
         tenant=tenant,
         task_id=task_id,
-        registered_at=stored.registered_at,
+        registered_at=registered / 1000,
         rid=stored.rid,
         webhook_url=stored.webhook_url,
-        events=stored.events,
-        metadata=_metadata.decode(raw_metadata) if raw_metadata else stored.metadata,
+        events=DEFAULT_EVENTS if stored.events is None else stored.events,
+        metadata=_metadata.decode(raw_metadata) if raw_metadata else {},
         upstream_webhook=stored.upstream_webhook,
     )
+
+
+def registered_ms(raw_state: str) -> int:
+    """A stored state's first field, the task's registration time (ms), read without
+    decoding the rest."""
+    return int(raw_state[1 : raw_state.index(",")])
 
 
 def dump_state(state: TaskState) -> str:

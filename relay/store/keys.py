@@ -31,8 +31,14 @@ Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
   dlv_due              zset  delivery id -> next attempt time (ms); only the head of each
                              subscription's outbox is in it; claimed the same way
 Per tenant (`tenant_prefix(t)` = `relay:{t:<tenant>}:`):
-  tasks                zset  task id -> registration time (listing, retention)
-  active               set   the tenant's tracked tasks not yet final (RELAY_TENANT_MAX_TASKS)
+  tasks                list  one entry per registration, newest first: the task's compact
+                             id and its registration time (`listed`); a list packs its
+                             entries far tighter than a sorted set. Read by position
+                             (the listing), trimmed at the old end (the sweep); an entry
+                             whose registration is gone stays until it is that old
+  active               hash  n: the places the tenant's tracked tasks hold in its quota
+                             (RELAY_TENANT_MAX_TASKS); x: what the last sweep found held
+                             for nothing (relay.store.maintenance)
   failed               zset  delivery id -> when it failed (the operator's "what is stuck")
   held                 zset  origin -> when the tenant's deliveries last waited for it
   share                zset  its delivery ids parked over its share of a worker's slots
@@ -59,6 +65,8 @@ Global:
 
 from __future__ import annotations
 
+import base64
+import uuid
 import zlib
 
 PREFIX = "relay:"
@@ -170,6 +178,38 @@ def tenant_prefix(tenant: str) -> str:
 
 def tenant_tasks(tenant: str) -> str:
     return tenant_prefix(tenant) + "tasks"
+
+
+def compact_id(task_id: str) -> str:
+    """A task id (a UUID) in 22 characters: its 16 bytes in URL-safe base64."""
+    return base64.urlsafe_b64encode(uuid.UUID(task_id).bytes)[:22].decode()
+
+
+def full_id(compact: str) -> str:
+    """The task id (a UUID, as registered) of a `compact_id`."""
+    return str(uuid.UUID(bytes=base64.urlsafe_b64decode(compact + "==")))
+
+
+LISTED_TIME = 8  # base-36 digits of an entry's ms: enough until the year 2059
+
+
+def listed(task_id: str, registered_ms: int) -> str:
+    """A task's entry in a tenant's listing (`tenant_tasks`)."""
+    return compact_id(task_id) + _base36(registered_ms).rjust(LISTED_TIME, "0")
+
+
+def listed_task(entry: str) -> tuple[str, int]:
+    """The task id and registration time (ms) of a listing entry."""
+    return full_id(entry[:22]), int(entry[22:], 36)
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+        if n == 0:
+            return digits
 
 
 def active_tasks(tenant: str) -> str:

@@ -13,6 +13,7 @@ from relay.core.model import Event, TaskState
 from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
 from relay.store.codec import dump_event, dump_state
+from relay.store.quota import Quota
 from relay.store.record import read_records
 from relay.store.redis import Client, to_ms
 from relay.store.shards import (
@@ -75,6 +76,7 @@ class PollQueue:
         self._take = script(redis, scripts.TAKE_TOKENS)
         self._refund = script(redis, scripts.REFUND_TOKENS)
         self._claim = script(redis, scripts.CLAIM_POLLS)
+        self._quota = Quota(redis)
         self._apply = script(redis, scripts.APPLY)
         self._signal = script(redis, scripts.SIGNAL)
         self._turn = itertools.count()
@@ -222,10 +224,7 @@ class PollQueue:
 
     async def untrack(self, pairs: list[tuple[str, str]]) -> None:
         """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for tenant, tenant_pairs in grouped(pairs, lambda p: p[1]):
-                pipe.srem(keys.active_tasks(tenant), *(task_id for task_id, _ in tenant_pairs))
-            await pipe.execute()
+        await self._quota.release(tenant for _, tenant in pairs)
 
     def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
         step = outcome.step

@@ -6,11 +6,10 @@ ASCII 31, which JSON never holds raw):
 
   s            the state (a JSON array: relay.store.codec.StoredState)
   p            polls made
-  nw           registrations that did not say the upstream calls back
   sg           quick re-fetches the latest upstream callback still allows
   fd           the due time (ms) of the task's members in its shard's fair queue
   fe, ft       the final event's id and type, once final
-  r:<tenant>   the tenant's registration (StoredRegistration JSON)
+  r:<tenant>   the tenant's registration (codec.StoredRegistration)
   m:<tenant>   its metadata JSON (no script decodes it)
   u:<tenant>   '1': the registration said the upstream calls back
   g:<tenant>   the rid of a registration whose receiver answered 410
@@ -107,8 +106,9 @@ class TaskRecord:
 
     @property
     def calls_back(self) -> bool:
-        """Every registration said the upstream calls back (absent: none counted yet)."""
-        return self.fields.get("nw") == "0"
+        """Every registration said the upstream calls back (false with none)."""
+        tenants = self.tenants()
+        return bool(tenants) and all("u:" + t in self.fields for t in tenants)
 
     @property
     def signals(self) -> int:
@@ -128,7 +128,9 @@ class TaskRecord:
         raw = self.fields.get("r:" + tenant)
         if raw is None:
             return None
-        return load_registration(raw, tenant, self.task_id, self.fields.get("m:" + tenant))
+        return load_registration(
+            raw, tenant, self.task_id, self.fields.get("m:" + tenant), self.fields["s"]
+        )
 
     def delivery_ids(self, tenant: str) -> list[str]:
         return [keys.delivery_id(self.task_id, k) for k in self._words("l:" + tenant)]

@@ -12,11 +12,12 @@ from relay.store import keys, scripts
 from relay.store.calls import script
 from relay.store.codec import (
     dump_metadata,
-    dump_registration,
+    dump_registrations,
     dump_state,
     load_registration,
     load_state,
 )
+from relay.store.quota import Quota
 from relay.store.record import TaskRecord, read_delivery_records, read_record, read_records
 from relay.store.redis import Client, to_ms
 
@@ -59,6 +60,7 @@ def differing_field(stored: Registration, asked: Registration) -> str | None:
     return None
 
 
+LIST_WINDOW = 32  # the newest listing entries a registration may go in after (LIST_TASK)
 MAX_SCAN = 2000  # members one listing request reads at most, whatever its filter
 
 
@@ -108,6 +110,10 @@ def _after(row: tuple[str, float], cursor: Page) -> bool:
     return score < cursor.score or (score == cursor.score and member < cursor.member)
 
 
+class BadCursor(ValueError):
+    """A listing cursor this store did not give."""
+
+
 class Registry:
     def __init__(
         self, redis: Client, *, task_deadline: float, retention: float, max_tasks: int = 10_000
@@ -115,11 +121,11 @@ class Registry:
         self.redis = redis
         self.task_deadline = task_deadline
         self.retention = retention
-        self.max_tasks = max_tasks
+        self.quota = Quota(redis, max_tasks)
         self._register = script(redis, scripts.REGISTER)
         self._unregister = script(redis, scripts.UNREGISTER)
         self._redeliver = script(redis, scripts.REDELIVER)
-        self._reserve = script(redis, scripts.RESERVE)
+        self._list = script(redis, scripts.LIST_TASK)
 
     async def register(self, asked: Registration) -> Registered:
         """Register in three steps, each in one slot: a place in the tenant's quota,
@@ -127,35 +133,38 @@ class Registry:
         them leaves at most a place held for nothing, which the sweep gives back."""
         now = asked.registered_at
         initial = TaskState(registered_at=now, deadline_at=round(now + self.task_deadline, 3))
-        active = keys.active_tasks(asked.tenant)
-        place = await self._reserve(keys=[active], args=[asked.task_id, self.max_tasks])
+        placed = await self.quota.reserve(asked.tenant)
+        as_stored, as_stored_timed = dump_registrations(asked)
         reply = await self._register(
             keys=keys.task_keys(asked.task_id),
             args=[
                 asked.task_id,
                 asked.tenant,
-                dump_registration(asked),
+                as_stored,
                 dump_state(initial),
                 to_ms(now),
                 1 if asked.upstream_webhook else 0,
-                0 if place == "full" else 1,
+                1 if placed else 0,
                 dump_metadata(asked),
                 self._retention_ms,
+                as_stored_timed,
             ],
         )
         outcome, raw_reg, raw_state, polls, raw_metadata, final = reply
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if place == "added" and (outcome == "quota" or int(final)):
-                pipe.srem(active, asked.task_id)  # a final task is not tracked
-            if outcome != "quota":
-                pipe.zadd(keys.tenant_tasks(asked.tenant), {asked.task_id: to_ms(now)}, nx=True)
-                pipe.sadd(keys.TENANTS, asked.tenant)
-            await pipe.execute()
+        if placed and (outcome == "exists" or int(final)):
+            # Its place was held already, or the task is final: it tracks nothing new.
+            await self.quota.release([asked.tenant])
+        if outcome not in ("quota", "exists"):
+            entry = keys.listed(asked.task_id, to_ms(now))
+            await self._list(keys=[keys.tenant_tasks(asked.tenant)], args=[entry, LIST_WINDOW])
+            await self.redis.sadd(keys.TENANTS, asked.tenant)  # type: ignore[misc]
         if outcome == "quota":
             return Registered(RegisterOutcome.QUOTA, TaskView(asked, initial, 0))
         if outcome == "created":
             return Registered(RegisterOutcome.CREATED, TaskView(asked, initial, 0))
-        stored = load_registration(raw_reg, asked.tenant, asked.task_id, raw_metadata)
+        stored = load_registration(
+            raw_reg, asked.tenant, asked.task_id, raw_metadata or None, raw_state
+        )
         view = TaskView(stored, load_state(raw_state), int(polls or 0))
         if outcome != "exists":
             return Registered(RegisterOutcome.CREATED, view)
@@ -172,16 +181,16 @@ class Registry:
         return _view(await read_record(self.redis, task_id), tenant)
 
     async def unregister(self, tenant: str, task_id: str) -> bool:
-        removed, delivery_ids = await self._unregister(
+        """Its listing entry stays (a list is not searched to delete from): the
+        listing skips an entry whose registration is gone, the sweep trims it."""
+        removed, delivery_ids, final = await self._unregister(
             keys=keys.task_keys(task_id), args=[task_id, tenant, self._retention_ms]
         )
         if int(removed):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(keys.tenant_tasks(tenant), task_id)
-                pipe.srem(keys.active_tasks(tenant), task_id)
-                if delivery_ids:
-                    pipe.zrem(keys.failed_deliveries(tenant), *delivery_ids)
-                await pipe.execute()
+            if not int(final):
+                await self.quota.release([tenant])
+            if delivery_ids:
+                await self.redis.zrem(keys.failed_deliveries(tenant), *delivery_ids)
         return bool(int(removed))
 
     async def redeliver(
@@ -276,28 +285,55 @@ class Registry:
     async def list_tasks(
         self, tenant: str, *, status: str | None, limit: int, cursor: Page | None
     ) -> tuple[list[TaskView], Page | None]:
-        """The tenant's tasks, newest registration first, optionally of one status."""
+        """The tenant's tasks, newest registration first, optionally of one status.
+
+        A page resumes after the entry its cursor names (its registration time and
+        task id), found again by position: entries are only ever added at the new
+        end and trimmed at the old one. Raises BadCursor for a cursor naming no task id.
+        """
         key = keys.tenant_tasks(tenant)
+        start = 0
+        if cursor is not None:
+            start = await self._resume_at(key, cursor)
+            if start < 0:
+                return [], None  # trimmed away, and with it everything older
         views: list[TaskView] = []
         scanned = 0
-        async for rows, next_page in _pages(self.redis, key, limit, cursor):
-            scanned += len(rows)
-            found = await self._views(tenant, [member for member, _ in rows])
-            expired = [m for (m, _), view in zip(rows, found, strict=True) if view is None]
-            if expired:
-                await self.redis.zrem(key, *expired)
-            for (task_id, score), view in zip(rows, found, strict=True):
-                if view is None:
+        while True:
+            entries: list[str] = await self.redis.lrange(key, start, start + limit - 1)  # type: ignore[misc]
+            if not entries:
+                return views, None
+            scanned += len(entries)
+            rows = [keys.listed_task(e) for e in entries]
+            found = await self._views(tenant, [task_id for task_id, _ in rows])
+            for (task_id, ms), view in zip(rows, found, strict=True):
+                # A registration deleted, or deleted and made again, since its entry.
+                if view is None or to_ms(view.registration.registered_at) != ms:
                     continue
                 if status is None or view.state.status == status:
                     views.append(view)
                     if len(views) == limit:
                         # The next page starts after this task, wherever it is in the page.
-                        return views, Page(score, task_id)
-            # A filter may skip many tasks: answer with a cursor rather than scan forever.
-            if next_page is None or scanned >= MAX_SCAN:
-                return views, next_page
-        return views, None
+                        return views, Page(ms, task_id)
+            task_id, ms = rows[-1]
+            if len(entries) < limit:
+                return views, None
+            if scanned >= MAX_SCAN:
+                # A filter may skip many tasks: answer with a cursor rather than scan forever.
+                return views, Page(ms, task_id)
+            # Found again: registrations meanwhile moved every position.
+            start = await self._resume_at(key, Page(ms, task_id))
+            if start < 0:
+                return views, None
+
+    async def _resume_at(self, key: str, cursor: Page) -> int:
+        """The position in a listing just after the cursor's entry; -1: it is gone."""
+        try:
+            entry = keys.listed(cursor.member, int(cursor.score))
+        except (ValueError, OverflowError):
+            raise BadCursor(cursor.member) from None
+        found = await self.redis.lpos(key, entry)  # type: ignore[misc]
+        return -1 if found is None else int(found) + 1
 
     async def _views(self, tenant: str, task_ids: list[str]) -> list[TaskView | None]:
         records = await read_records(self.redis, task_ids)

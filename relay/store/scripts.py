@@ -211,9 +211,20 @@ end
 
 local DEFAULT_EVENTS = {'task.succeeded', 'task.failed', 'task.timed_out'}
 
+-- A stored registration (codec.StoredRegistration: rid, url, events, ...); fails on
+-- one that cannot be read.
+local function registration(raw)
+  local a = cjson.decode(raw)
+  assert(type(a) == 'table' and type(a[1]) == 'string', 'not a registration')
+  local url, ev = a[2], a[3]
+  if url == cjson.null then url = nil end
+  if ev == nil or ev == cjson.null then ev = DEFAULT_EVENTS end
+  return {rid = a[1], url = url, ev = ev}
+end
+
 local function wants(reg, etype)
-  if reg.url == nil or reg.url == cjson.null then return false end
-  for _, e in ipairs(reg.ev or DEFAULT_EVENTS) do
+  if reg.url == nil then return false end
+  for _, e in ipairs(reg.ev) do
     if e == etype then return true end
   end
   return false
@@ -231,7 +242,7 @@ local function fan_out(T, id, event_id, etype, now, final, only_tenant)
   for _, tenant in ipairs(tenants) do
     local raw = T['r:' .. tenant]
     local readable, reg = false, nil
-    if raw then readable, reg = pcall(cjson.decode, raw) end
+    if raw then readable, reg = pcall(registration, raw) end
     if raw and not readable then
       SKIPPED[#SKIPPED + 1] = id .. ' ' .. tenant
     elseif raw then
@@ -249,14 +260,14 @@ _TASK = _RECORD + _FAIR + _DELIVERIES + _FAN_OUT
 
 # KEYS: the task's record, its shard's poll schedule, fair queue, fair counts and
 #       delivery queue (keys.task_keys)
-# ARGV: task_id, tenant, registration JSON, initial state JSON, now,
-#       upstream webhook (1: the upstream calls back for this registration, else 0),
-#       may track (1: the tenant's quota has room for it, see RESERVE; 0: it has none),
-#       the registration's metadata JSON ('' for none; stored, never decoded),
-#       retention ms
-# `nw` counts the registrations that did not say the upstream calls back: at 0 the
-# task is polled only as a safety net. `u:<tenant>` marks a registration that did, so
-# that UNREGISTER can keep the count without decoding it.
+# ARGV: task_id, tenant, registration JSON, initial state JSON, now (ms, the
+#       registration's time), upstream webhook (1: the upstream calls back for this
+#       registration, else 0), may track (1: the tenant's quota has room for it, see
+#       RESERVE; 0: it has none), the registration's metadata JSON ('' for none;
+#       stored, never decoded), retention ms, the registration JSON with its time (for
+#       a task registered at another time: codec.dump_registrations)
+# `u:<tenant>` marks a registration that said the upstream calls back: with every
+# registration so marked, the task is polled only as a safety net.
 # Returns {outcome, registration, state, polls, metadata, final} as they are after the
 # call, the outcome being 'exists' (the tenant's registration was there: it is
 # returned), 'created' (a new task), 'joined' (a task others track), 'final' (a task
@@ -271,7 +282,7 @@ local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
     + """
 local id, tenant, reg, init, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local calls_back, may_track, metadata = ARGV[6] == '1', ARGV[7] == '1', ARGV[8]
-local retention = tonumber(ARGV[9])
+local retention, reg_timed = tonumber(ARGV[9]), ARGV[10]
 local T = load(KEY)
 local existed = T ~= nil and T.s ~= nil
 local function answer(outcome)
@@ -283,9 +294,9 @@ if not (T and T.fe) and not may_track then
   return {'quota', false, false, false, false, 0}
 end
 T = T or {}
+if existed and tonumber(string.match(T.s, '^%[(%d+)')) ~= now then reg = reg_timed end
 T['r:' .. tenant] = reg
 if metadata ~= '' then T['m:' .. tenant] = metadata end
-T['nw'] = tostring(tonumber(T['nw'] or '0') + (calls_back and 0 or 1))
 if calls_back then T['u:' .. tenant] = '1' end
 T['g:' .. tenant] = nil
 if not existed then
@@ -315,31 +326,100 @@ return answer('joined')
 """
 )
 
-# KEYS: the tenant's active set (keys.active_tasks)
-# ARGV: task_id, the most tasks the tenant may track at once (RELAY_TENANT_MAX_TASKS)
+# KEYS: the tenant's quota (keys.active_tasks)
+# ARGV: the most tasks the tenant may track at once (RELAY_TENANT_MAX_TASKS)
 # A place in the tenant's quota for a task about to be registered, taken before
-# REGISTER (another slot) and given back by the caller if REGISTER does not track it.
-# Returns 'had' (the task holds a place already), 'added', or 'full'.
+# REGISTER (another slot) and given back (RELEASE) if REGISTER does not track it.
+# Returns 'added' or 'full'.
 RESERVE = """
-local active, id, max_tasks = KEYS[1], ARGV[1], tonumber(ARGV[2])
-if redis.call('SISMEMBER', active, id) == 1 then return 'had' end
-if redis.call('SCARD', active) >= max_tasks then return 'full' end
-redis.call('SADD', active, id)
+if tonumber(redis.call('HGET', KEYS[1], 'n') or '0') >= tonumber(ARGV[1]) then
+  return 'full'
+end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
 return 'added'
 """
 
+# KEYS: the tenant's quota (keys.active_tasks)
+# ARGV: how many places to give back
+# Returns the places still held.
+RELEASE = """
+local n = redis.call('HINCRBY', KEYS[1], 'n', -tonumber(ARGV[1]))
+if n <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return n
+"""
+
+# KEYS: the tenant's quota (keys.active_tasks)
+# ARGV: the tenant's tracked tasks as counted just before, shard by shard
+# Mends the places held after a crash between the steps that take and give them:
+# fewer than counted is set right at once (the quota never lets a tenant past it);
+# more is given back only up to what the previous sweep found too, since a
+# registration between RESERVE and REGISTER holds a place no shard counts yet.
+# Returns the places given back.
+RECOUNT = """
+local n, counted = tonumber(redis.call('HGET', KEYS[1], 'n') or '0'), tonumber(ARGV[1])
+local excess = n - counted
+if excess <= 0 then
+  if counted > 0 then
+    redis.call('HSET', KEYS[1], 'n', counted)
+    redis.call('HDEL', KEYS[1], 'x')
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  return 0
+end
+local cut = math.min(tonumber(redis.call('HGET', KEYS[1], 'x') or '0'), excess)
+if n - cut <= 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'n', n - cut, 'x', excess - cut)
+end
+return cut
+"""
+
+# KEYS: the tenant's task listing (keys.tenant_tasks)
+# ARGV: the task's entry (keys.listed), how many of the newest entries to look past
+# Lists a registration, newest first by registration time: registrations made at
+# once by several API processes finish in any order, so the entry goes in after
+# the newest ones registered later than it (among the first few), not simply at
+# the head. A tie goes first: within a millisecond, the last to arrive is newest.
+LIST_TASK = """
+local entry, window = ARGV[1], tonumber(ARGV[2])
+local at = tonumber(string.sub(entry, 23), 36)
+local newest = redis.call('LRANGE', KEYS[1], 0, window - 1)
+for i, other in ipairs(newest) do
+  if tonumber(string.sub(other, 23), 36) <= at then
+    if i == 1 then return redis.call('LPUSH', KEYS[1], entry) end
+    return redis.call('LINSERT', KEYS[1], 'BEFORE', other, entry)
+  end
+end
+if #newest < window then return redis.call('RPUSH', KEYS[1], entry) end
+return redis.call('LINSERT', KEYS[1], 'AFTER', newest[#newest], entry)
+"""
+
 # KEYS: the tenant's task listing, its failed deliveries (keys.tenant_tasks, .failed_deliveries)
-# ARGV: before ms, failed-before ms
-# Trims one tenant's listings of entries whose task has certainly expired.
+# ARGV: before ms, failed-before ms, most listing entries to take
+# Trims one tenant's listings of entries whose task has certainly expired: the
+# listing at its old end (its entries come in registration order, give or take
+# the clocks of the API's processes). Returns {listing entries, failed} trimmed.
 SWEEP = """
-local trimmed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return trimmed + redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+local before, limit, trimmed = tonumber(ARGV[1]), tonumber(ARGV[3]), 0
+while trimmed < limit do
+  local oldest = redis.call('LINDEX', KEYS[1], -1)
+  if not oldest or tonumber(string.sub(oldest, 23), 36) >= before then break end
+  redis.call('RPOP', KEYS[1])
+  trimmed = trimmed + 1
+end
+return {trimmed, redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])}
 """
 
 # KEYS: keys.task_keys of the task (as REGISTER)
 # ARGV: task_id, tenant, retention ms
-# Returns {1 if a registration was removed else 0, {its delivery ids}}: the caller
-# takes the task out of the tenant's keys (listing, quota, failed deliveries).
+# Returns {1 if a registration was removed else 0, {its delivery ids}, 1 if the task
+# is final else 0}: the caller takes the task out of the tenant's failed deliveries
+# and, unless it was final (its place went then), gives back its place in the quota.
 UNREGISTER = (
     """
 local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -348,14 +428,10 @@ local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
     + """
 local id, tenant, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local T = load(KEY)
-if not T or not T['r:' .. tenant] then return {0, {}} end
+if not T or not T['r:' .. tenant] then return {0, {}, 0} end
 if T.fd then fair_rem(tenant, T.fd, id) end
 T['r:' .. tenant], T['m:' .. tenant], T['g:' .. tenant] = nil, nil, nil
-if T['u:' .. tenant] then
-  T['u:' .. tenant] = nil
-elseif T.nw then
-  T.nw = tostring(math.max(0, tonumber(T.nw) - 1))
-end
+T['u:' .. tenant] = nil
 local dids = {}
 for _, k in ipairs(words(T['l:' .. tenant])) do
   dids[#dids + 1] = did_of(id, k)
@@ -370,7 +446,7 @@ if #tenants_of(T) == 0 then
 end
 save(KEY, T)
 settle(KEY, T, retention)
-return {1, dids}
+return {1, dids, T.fe and 1 or 0}
 """
 )
 

@@ -393,3 +393,23 @@ async def test_wait_answers_404_once_the_task_is_deleted_meanwhile(api: Api) -> 
     assert (await api.client.delete(f"/v1/tasks/{task_id}")).status_code == 204
     response = await asyncio.wait_for(waiting, 2)
     assert_error(response, 404, None)
+
+
+async def test_a_task_deleted_and_registered_again_is_listed_once_as_the_newest(
+    api: Api,
+) -> None:
+    first, again, last = new_id(), new_id(), new_id()
+    for task_id in (first, again, last):
+        await api.register(task_id)
+        await asyncio.sleep(0.002)
+    assert (await api.client.delete(f"/v1/tasks/{again}")).status_code == 204
+    await api.register(again)
+    tasks, _ = await list_all(api, limit=2)
+    assert ids(tasks) == [again, last, first]
+
+
+async def test_a_cursor_naming_no_task_id_is_400(api: Api) -> None:
+    await api.register(new_id())
+    cursor = b64(b'[1764680000000, "not-a-task-id"]')
+    response = await api.client.get("/v1/tasks", params={"cursor": cursor, "limit": 5})
+    assert_error(response, 400, "cursor")

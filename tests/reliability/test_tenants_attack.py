@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.devtools.redis_server import free_port
 from relay.store import keys, stats
+from relay.store.quota import Quota
 from relay.store.record import TaskRecord
 from support.payloads import finished, new_id, processing
 from support.servers import Canned, Receiver, ScriptedUpstream, Tarpit
@@ -59,7 +60,7 @@ async def register_backlog(api: Api, upstream: ScriptedUpstream, redis: Redis, u
         await isolated.register_finished(api, upstream, url, QUOTA // 2, key=ATTACKER)
 
         async def all_final() -> bool:
-            return await redis.scard(keys.active_tasks("beta")) == 0
+            return await Quota(redis).held("beta") == 0
 
         await eventually(all_final, 20, "the attacker's batch has ended")
 

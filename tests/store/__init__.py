@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from redis.asyncio import Redis
 
-from relay.core.model import Registration
+from relay.core.model import Registration, new_rid
 from relay.store import keys
 from relay.store.record import TaskRecord, join_fields, read_record
 
@@ -19,7 +18,7 @@ def registration(task_id: str, tenant: str, **fields: Any) -> Registration:
         tenant=tenant,
         task_id=task_id,
         registered_at=fields.pop("registered_at", round(time.time(), 3)),
-        rid=uuid.uuid4().hex[:16],
+        rid=new_rid(),
         **fields,
     )
 

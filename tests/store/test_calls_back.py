@@ -41,11 +41,13 @@ async def test_a_task_is_called_back_only_while_every_registration_says_so(
     assert await claim_one(queue, task_id) is False
 
 
-async def test_a_task_without_the_count_is_polled_as_usual(redis: Redis) -> None:
-    """A task registered before the count existed has none: never taken as called back."""
+async def test_a_registration_without_its_mark_is_polled_as_usual(redis: Redis) -> None:
+    """The mark alone says a registration is called back: a record that lost it is
+    polled as usual, never left to a callback that may not come."""
     registry = Registry(redis, task_deadline=600, retention=3600)
     queue = PollQueue(redis, rate=1000, retention=3600)
     task_id = new_id()
     await registry.register(registration(task_id, "alpha", upstream_webhook=True))
-    await edit_record(redis, task_id, nw=None)
+    assert await claim_one(queue, task_id) is True
+    await edit_record(redis, task_id, **{"u:alpha": None})
     assert await claim_one(queue, task_id) is False

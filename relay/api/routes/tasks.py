@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,10 +17,10 @@ from relay.api.params import cursor_text, path_task_id, query_cursor, query_int,
 from relay.api.responses import JSONResponse
 from relay.api.validation import parse_registration
 from relay.api.waiters import TooManyWaits, Waiter, Waiters
-from relay.core.model import FINAL_STATUSES, STATUSES, Registration
+from relay.core.model import FINAL_STATUSES, STATUSES, Registration, new_rid
 from relay.core.resource import task_resource
 from relay.outbound import Blocked
-from relay.store.registry import RegisterOutcome, Registry, TaskView
+from relay.store.registry import BadCursor, RegisterOutcome, Registry, TaskView
 
 WAIT_MAX = 60.0  # seconds a long-poll may hold a request
 
@@ -39,7 +38,7 @@ async def register_task(request: Request) -> Response:
         tenant=tenant,
         task_id=asked.task_id,
         registered_at=round(time.time(), 3),
-        rid=secrets.token_hex(8),
+        rid=new_rid(),
         webhook_url=asked.webhook_url,
         events=tuple(asked.events or ()),
         metadata=asked.metadata or {},
@@ -78,12 +77,13 @@ async def list_tasks(request: Request) -> Response:
         raise ApiError(
             400, "invalid_query", f"status must be one of {', '.join(STATUSES)}", "status"
         )
-    views, page = await ctx.registry.list_tasks(
-        tenant,
-        status=status,
-        limit=query_int(request, "limit", 50, 1, 200),
-        cursor=query_cursor(request),
-    )
+    limit = query_int(request, "limit", 50, 1, 200)
+    try:
+        views, page = await ctx.registry.list_tasks(
+            tenant, status=status, limit=limit, cursor=query_cursor(request)
+        )
+    except BadCursor:
+        raise ApiError(400, "invalid_query", "cursor is not one this API gave", "cursor") from None
     return JSONResponse(
         {
             "tasks": [task_resource(v.state, v.registration, v.polls) for v in views],
