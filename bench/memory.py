@@ -113,7 +113,8 @@ def shared_groups() -> list[list[str]]:
     """The keys every task has an entry in: the shards' queues, then the tenant's sets."""
     shards = range(keys.SHARDS)
     return [
-        [keys.due(shard) for shard in shards],
+        [bucket for shard in shards for bucket in keys.due_buckets(shard)],
+        [keys.due_heads(shard) for shard in shards],
         [keys.fair(shard) for shard in shards],
         [keys.fair_counts(shard) for shard in shards],
         [keys.delivery_due(shard) for shard in shards],
@@ -131,7 +132,7 @@ async def shared_keys(client: Redis, n: int) -> list[list[Any]]:
             continue
         usage = sum([int(await client.memory_usage(name, samples=0) or 0) for name in present])
         encodings = sorted({str(await client.object("encoding", name)) for name in present})
-        where = f", {len(present)} shards" if len(group) > 1 else ""
+        where = f", {len(present)} keys" if len(group) > 1 else ""
         rows.append(
             [
                 f"{pattern(group[0])}{where} (per task)",

@@ -22,7 +22,11 @@ Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
                              the events they send, as one string of fields (see
                              relay.store.record); tracked, it never expires; ended, it
                              expires RELAY_RETENTION after its last delivery is done
-  due                  zset  task id -> next poll time (ms); a claim pushes it a lease ahead
+  due:<b>              zset  task id -> next poll time (ms); a claim pushes it a lease ahead.
+                             The shard's schedule as `DUE_BUCKETS` sorted sets, the id's
+                             hash picking one (`due_bucket`), so each stays small enough
+                             for Redis' compact encoding (see relay.store.scripts._DUE)
+  due_heads            zset  bucket number -> its earliest time, or an earlier one
   fair                 zset  '<tenant> <due ms> <task id>' at score 0: each tenant's tasks
                              by due time, read to share the rate fairly when more is due
                              than it allows (CLAIM_POLLS)
@@ -66,6 +70,7 @@ Global:
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 import zlib
 
@@ -110,8 +115,34 @@ def task(task_id: str) -> str:
     return f"{task_prefix(task_id)}task:{task_id}"
 
 
-def due(shard: int) -> str:
-    return shard_prefix(shard) + "due"
+# Per shard: 64 buckets keep each under 128 members (a listpack) up to about 200,000
+# tracked tasks in all. Fixed like SHARDS: a task's bucket is a hash of its id.
+DUE_BUCKETS = 64
+
+
+def due_heads(shard: int) -> str:
+    return shard_prefix(shard) + "due_heads"
+
+
+def due_buckets(shard: int) -> list[str]:
+    """The shard's schedule, bucket by bucket (cached: every script call names them)."""
+    return _DUE_BUCKETS[shard]
+
+
+_DUE_BUCKETS = [
+    [f"{shard_prefix(shard)}due:{b}" for b in range(DUE_BUCKETS)] for shard in range(SHARDS)
+]
+
+
+def due_bucket_of(task_id: str) -> int:
+    """Which of its shard's buckets holds the task: by a hash of its id, as the Lua of
+    relay.store.scripts._DUE computes it (a UUID's own bytes would not do: v1 and v7
+    begin with a clock, v1 ends with a constant node)."""
+    return int(hashlib.sha1(task_id.encode()).hexdigest()[:2], 16) % DUE_BUCKETS
+
+
+def due_bucket(task_id: str) -> str:
+    return due_buckets(shard_of(task_id))[due_bucket_of(task_id)]
 
 
 def fair(shard: int) -> str:
@@ -131,18 +162,40 @@ def delivery_due(shard: int) -> str:
 
 
 def claim_keys(shard: int) -> list[str]:
-    """The KEYS of CLAIM_POLLS: the shard's schedule, fair queue and counts, turn."""
-    return [due(shard), fair(shard), fair_counts(shard), due_turn(shard)]
+    """The KEYS of CLAIM_POLLS: the shard's schedule heads, fair queue and counts,
+    turn, then its schedule's buckets."""
+    return [
+        due_heads(shard),
+        fair(shard),
+        fair_counts(shard),
+        due_turn(shard),
+        *due_buckets(shard),
+    ]
 
 
 def shard_queues(shard: int) -> list[str]:
-    """The queues a script writing tasks of the shard takes first in KEYS."""
-    return [due(shard), fair(shard), fair_counts(shard), delivery_due(shard)]
+    """The queues a script writing tasks of the shard takes first in KEYS: the
+    schedule's heads, the fair queue and counts, the delivery queue, then the
+    schedule's buckets."""
+    return [
+        due_heads(shard),
+        fair(shard),
+        fair_counts(shard),
+        delivery_due(shard),
+        *due_buckets(shard),
+    ]
 
 
 def task_keys(task_id: str) -> list[str]:
     """The KEYS of a script on one task: its record, then its shard's queues."""
     return [task(task_id), *shard_queues(shard_of(task_id))]
+
+
+def signal_keys(task_id: str) -> list[str]:
+    """The KEYS of SIGNAL: the task's record, its shard's schedule heads, fair queue
+    and counts, then its schedule's buckets."""
+    shard = shard_of(task_id)
+    return [task(task_id), due_heads(shard), fair(shard), fair_counts(shard), *due_buckets(shard)]
 
 
 def fair_member_bounds(tenant: str, upto_ms: int) -> tuple[str, str]:

@@ -162,14 +162,14 @@ class PollQueue:
         taken = claimed_ids(shards, list(replies))
         raws = await read_records(self.redis, [i for _, _, ids in taken for i in ids])
         claimed: list[list[ClaimedPoll]] = []
-        orphans: list[tuple[int, str]] = []
-        for shard, lease_ms, ids in taken:
+        orphans: list[tuple[str, str]] = []
+        for _, lease_ms, ids in taken:
             found: list[ClaimedPoll] = []
             for task_id in ids:
                 record = raws[task_id]
                 raw_state = record.raw_state if record else None
                 if record is None or raw_state is None:
-                    orphans.append((shard, task_id))  # it expired: nothing left to poll
+                    orphans.append((keys.due_bucket(task_id), task_id))  # expired: nothing to poll
                     continue
                 found.append(
                     ClaimedPoll(
@@ -183,13 +183,23 @@ class PollQueue:
                     )
                 )
             claimed.append(found)
-        await drop_from_queue(self.redis, keys.due, orphans)
+        await drop_from_queue(self.redis, orphans)
         return claimed
 
     async def _any_due(self, now: float) -> bool:
+        """Whether any shard has a task due: the buckets its heads say may have one,
+        then those buckets."""
+        now_ms = to_ms(now)
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(keys.SHARDS):
-                pipe.zcount(keys.due(shard), "-inf", to_ms(now))
+                pipe.zrangebyscore(keys.due_heads(shard), "-inf", now_ms)
+            heads = await pipe.execute()
+        buckets = [keys.due_buckets(shard)[int(b)] for shard, due in enumerate(heads) for b in due]
+        if not buckets:
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.zcount(bucket, "-inf", now_ms)
             counts = await pipe.execute()
         return any(int(c) for c in counts)
 
@@ -201,7 +211,12 @@ class PollQueue:
         by_shard = grouped(range(len(outcomes)), lambda i: keys.shard_of(outcomes[i].task_id))
         calls = []
         for shard, indexes in by_shard:
-            args: list[str | int | float] = [to_ms(now), self.retention, keys.FINALS]
+            args: list[str | int | float] = [
+                to_ms(now),
+                self.retention,
+                keys.FINALS,
+                keys.DUE_BUCKETS,
+            ]
             call_keys = keys.shard_queues(shard)
             for index in indexes:
                 call_keys.append(keys.task(outcomes[index].task_id))
@@ -256,7 +271,7 @@ class PollQueue:
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
         reply = await self._signal(
-            keys=keys.task_keys(task_id)[:4], args=[task_id, to_ms(now), signals]
+            keys=keys.signal_keys(task_id), args=[task_id, to_ms(now), signals]
         )
         return str(reply) == "signalled"
 

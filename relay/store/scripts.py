@@ -84,6 +84,105 @@ local function settle(key, T, retention)
 end
 """
 
+# The poll schedule of a shard: one sorted set of task id -> next poll time (ms) in
+# its meaning, kept as `keys.DUE_BUCKETS` small ones, a hash of the id picking its
+# bucket (keys.due_bucket_of), so that each stays a listpack (a sorted set of more
+# than 128 members costs three times as much per member). HEADS holds each
+# non-empty bucket's earliest time, kept exact by every write, so that a claim
+# reads only the buckets with something due. A script using it says where its
+# buckets start in KEYS (DUE0: the first bucket) and how many there are.
+_DUE = """
+local function due_key(id)
+  local index = tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
+  return KEYS[DUE0 + index], index
+end
+
+local function due_score(id)
+  local key = due_key(id)
+  return redis.call('ZSCORE', key, id)
+end
+
+-- The bucket's head from its earliest member (none when it is empty).
+local function head_mend(key, index)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', HEADS, index)
+  else
+    redis.call('ZADD', HEADS, first[2], index)
+  end
+end
+
+local function due_set(id, ms)
+  local key, index = due_key(id)
+  local old = redis.call('ZSCORE', key, id)
+  redis.call('ZADD', key, ms, id)
+  local head = redis.call('ZSCORE', HEADS, index)
+  if not head or tonumber(ms) < tonumber(head) then
+    redis.call('ZADD', HEADS, ms, index)
+  elseif old and tonumber(old) == tonumber(head) and tonumber(ms) > tonumber(old) then
+    head_mend(key, index)  -- the earliest went later
+  end
+end
+
+-- An earlier time for a task in the schedule; false for one out of it.
+local function due_earlier(id, ms)
+  local score = due_score(id)
+  if not score then return false end
+  if tonumber(ms) < tonumber(score) then due_set(id, ms) end
+  return true
+end
+
+local function due_rem(id)
+  local key, index = due_key(id)
+  local old = redis.call('ZSCORE', key, id)
+  if not old then return end
+  redis.call('ZREM', key, id)
+  local head = redis.call('ZSCORE', HEADS, index)
+  if not head or tonumber(old) <= tonumber(head) then head_mend(key, index) end
+end
+
+-- Later times for many tasks at once (a claim's leases), each bucket's head mended once.
+local function due_later(ids, ms)
+  local touched = {}
+  for _, id in ipairs(ids) do
+    local key, index = due_key(id)
+    redis.call('ZADD', key, ms, id)
+    touched[index] = key
+  end
+  for index, key in pairs(touched) do head_mend(key, index) end
+end
+
+-- The buckets with tasks due by `upto`.
+local function due_buckets(upto)
+  local found = {}
+  for _, index in ipairs(redis.call('ZRANGEBYSCORE', HEADS, '-inf', upto)) do
+    found[#found + 1] = KEYS[DUE0 + tonumber(index)]
+  end
+  return found
+end
+
+-- How many tasks of `buckets` are due by `upto`, counted no further than past `cap`.
+local function due_count(buckets, upto, cap)
+  local count = 0
+  for _, key in ipairs(buckets) do
+    count = count + redis.call('ZCOUNT', key, '-inf', upto)
+    if count > cap then return count end
+  end
+  return count
+end
+
+-- Up to `limit` tasks of `buckets` due by `upto`, earliest bucket first.
+local function due_range(buckets, upto, limit)
+  local ids = {}
+  for _, key in ipairs(buckets) do
+    if #ids >= limit then break end
+    local more = redis.call('ZRANGEBYSCORE', key, '-inf', upto, 'LIMIT', 0, limit - #ids)
+    for _, id in ipairs(more) do ids[#ids + 1] = id end
+  end
+  return ids
+end
+"""
+
 # The fair queue of a shard: every tenant's tracked tasks by due time, one sorted set
 # of members '<tenant> <due ms, 13 digits> <task id>' at score 0, read by range of
 # tenant and time when more polls are due than the rate allows (CLAIM_POLLS). A
@@ -256,10 +355,10 @@ local function fan_out(T, id, event_id, etype, now, final, only_tenant)
 end
 """
 
-_TASK = _RECORD + _FAIR + _DELIVERIES + _FAN_OUT
+_TASK = _RECORD + _DUE + _FAIR + _DELIVERIES + _FAN_OUT
 
-# KEYS: the task's record, its shard's poll schedule, fair queue, fair counts and
-#       delivery queue (keys.task_keys)
+# KEYS: the task's record, its shard's poll schedule heads, fair queue, fair counts,
+#       delivery queue, then its poll schedule's buckets (keys.task_keys)
 # ARGV: task_id, tenant, registration JSON, initial state JSON, now (ms, the
 #       registration's time), upstream webhook (1: the upstream calls back for this
 #       registration, else 0), may track (1: the tenant's quota has room for it, see
@@ -276,7 +375,8 @@ _TASK = _RECORD + _FAIR + _DELIVERIES + _FAN_OUT
 # final (it is not tracked: it costs no quota).
 REGISTER = (
     """
-local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local KEY, HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local DUE0, DUE_BUCKETS = 6, #KEYS - 5
 """
     + _TASK
     + """
@@ -301,7 +401,7 @@ if calls_back then T['u:' .. tenant] = '1' end
 T['g:' .. tenant] = nil
 if not existed then
   T.s, T.p = init, '0'
-  redis.call('ZADD', DUE, now, id)
+  due_set(id, now)
   fair_move(T, id, now)
   save(KEY, T)
   settle(KEY, T, retention)
@@ -314,10 +414,10 @@ if T.fe then
   settle(KEY, T, retention)
   return answer('final')
 end
-local score = redis.call('ZSCORE', DUE, id)
+local score = due_score(id)
 if not score then
   score = now
-  redis.call('ZADD', DUE, now, id)
+  due_set(id, now)
 end
 if T.fd then fair_add(tenant, T.fd, id) else fair_move(T, id, score) end
 save(KEY, T)
@@ -422,7 +522,8 @@ return {trimmed, redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])}
 # and, unless it was final (its place went then), gives back its place in the quota.
 UNREGISTER = (
     """
-local KEY, DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local KEY, HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local DUE0, DUE_BUCKETS = 6, #KEYS - 5
 """
     + _TASK
     + """
@@ -441,7 +542,7 @@ T['l:' .. tenant], T['o:' .. tenant] = nil, nil
 drop_unused_events(T)
 if #tenants_of(T) == 0 then
   -- Nobody is left to tell: stop polling; keep the state a while for a re-registration.
-  redis.call('ZREM', DUE, id)
+  due_rem(id)
   T.fd = nil
 end
 save(KEY, T)
@@ -480,7 +581,8 @@ redis.call('HSET', KEYS[1], 'tokens', math.min(tonumber(ARGV[2]), tokens + tonum
 return 1
 """
 
-# KEYS: one shard's poll schedule, fair queue, fair counts and turn (keys.claim_keys)
+# KEYS: one shard's poll schedule heads, fair queue, fair counts and turn, then its
+#       poll schedule's buckets (keys.claim_keys)
 # ARGV: now, limit (tokens taken for this shard, TAKE_TOKENS), lease ms,
 #       mode: 'take' (up to `limit` due tasks, shared fairly among tenants), 'peek'
 #       (which those would be, taking none) or 'ids' (the task ids that follow, those
@@ -492,12 +594,19 @@ return 1
 # peek returns {{task_id, tenant, due ms, ...}, more}.
 CLAIM_POLLS = (
     """
-local DUE, FAIR, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local HEADS, FAIR, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local DUE0, DUE_BUCKETS = 5, #KEYS - 4
 """
+    + _DUE
     + _FAIR
     + """
 local now, n, lease_ms, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local OWNER, SCORE = {}, {}  -- task id -> the tenant whose turn picked it, its due time
+local DUE_NOW  -- the buckets with tasks due now, read once
+local function due_now()
+  if not DUE_NOW then DUE_NOW = due_buckets(now) end
+  return DUE_NOW
+end
 
 -- More due than can be taken: an equal share for each tenant with due tasks, its
 -- earliest first, taken one task per tenant in turn (a tenant with few due tasks
@@ -531,7 +640,7 @@ local function fair_pick(count)
       q.pos = q.pos + 1
       local id = string.match(member, '^%S+ %d+ (%S+)$')
       if id and not seen[id] then
-        local score = redis.call('ZSCORE', DUE, id)
+        local score = due_score(id)
         if not score then
           stale[#stale + 1] = {q.tenant, member}
         elseif tonumber(score) <= now then
@@ -560,7 +669,7 @@ local function fair_pick(count)
   end
   if #picked < count then
     -- Whatever the fair queue does not name still goes.
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', DUE, '-inf', now, 'LIMIT', 0, count)) do
+    for _, id in ipairs(due_range(due_now(), now, count)) do
       if #picked >= count then break end
       if not seen[id] then
         seen[id] = true
@@ -574,40 +683,44 @@ local function fair_pick(count)
   return picked
 end
 
-local backlog = redis.call('ZCOUNT', DUE, '-inf', now)
-local ids = {}
+-- Counted no further than it takes to know whether all of it can go.
+local ids, backlog = {}, 0
 if mode == 'peek' then
+  backlog = due_count(due_now(), now, n)
   local out = {}
   for _, id in ipairs(fair_pick(n)) do
     out[#out + 1] = id
     out[#out + 1] = OWNER[id] or ''
-    out[#out + 1] = SCORE[id] or redis.call('ZSCORE', DUE, id)
+    out[#out + 1] = SCORE[id] or due_score(id)
   end
   return {out, backlog > n and 1 or 0}
 elseif mode == 'ids' then
   for i = 5, #ARGV do
-    local score = redis.call('ZSCORE', DUE, ARGV[i])
+    local score = due_score(ARGV[i])
     if score and tonumber(score) <= now then ids[#ids + 1] = ARGV[i] end
   end
-elseif n > 0 and backlog > 0 then
-  if backlog <= n then
-    ids = redis.call('ZRANGEBYSCORE', DUE, '-inf', now, 'LIMIT', 0, n)
-  else
+elseif n > 0 then
+  backlog = due_count(due_now(), now, n)
+  if backlog > n then
     ids = fair_pick(n)
+  elseif backlog > 0 then
+    ids = due_range(due_now(), now, n)
   end
 end
 local more = 0
 if backlog > #ids then more = 1 end
 if #ids == 0 then return {0, {}, more} end
 local lease = now + lease_ms
-for _, id in ipairs(ids) do redis.call('ZADD', DUE, lease, id) end
+due_later(ids, lease)
 return {lease, ids, more}
 """
 )
 
-# KEYS: one shard's poll schedule, fair queue, fair counts and delivery queue, then the
-#       record of each task written (keys.shard_queues, keys.task)
-# ARGV: now, retention ms, the channel of finals (keys.FINALS), then for each outcome
+# KEYS: one shard's poll schedule heads, fair queue, fair counts and delivery queue,
+#       its poll schedule's buckets, then the record of each task written
+#       (keys.shard_queues, keys.task)
+# ARGV: now, retention ms, the channel of finals (keys.FINALS), how many buckets the
+#       schedule has (keys.DUE_BUCKETS), then for each outcome
 #       11 values:
 #       the index in KEYS of its task's record, task_id, lease ('' when not from a
 #       claim), expected state JSON, new state JSON, count poll (0/1), next due ms
@@ -622,7 +735,8 @@ return {lease, ids, more}
 # final (the caller takes it out of the tenant's quota).
 APPLY = (
     """
-local DUE, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local DUE0, DUE_BUCKETS = 5, tonumber(ARGV[4])
 """
     + _TASK
     + """
@@ -635,7 +749,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
   if not T then return 'conflict' end
   if count_poll == '1' then T.p = tostring(tonumber(T.p or '0') + 1) end
   if lease ~= '' then
-    local score = redis.call('ZSCORE', DUE, id)
+    local score = due_score(id)
     if not score or tonumber(score) ~= tonumber(lease) then
       save(key, T)
       return 'lost'
@@ -653,7 +767,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
     if made > 0 or final then T['e:' .. event_id] = event_json end
   end
   if final then
-    redis.call('ZREM', DUE, id)
+    due_rem(id)
     fair_move(T, id, nil)
     if etype ~= '' then T.fe, T.ft = event_id, etype end
     T.sg = nil
@@ -665,7 +779,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
     settle(key, T, retention)
   else
     -- Still tracked: its record has no expiry (REGISTER took any away).
-    redis.call('ZADD', DUE, tonumber(next_due), id)
+    due_set(id, tonumber(next_due))
     fair_move(T, id, next_due)
     save(key, T)
   end
@@ -673,7 +787,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
 end
 
 local replies = {}
-for i = 4, #ARGV, 11 do
+for i = 5, #ARGV, 11 do
   local ok, reply = pcall(apply_one, KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2],
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8],
     ARGV[i + 9], ARGV[i + 10])
@@ -683,7 +797,8 @@ return {replies, SKIPPED, UNTRACKED}
 """
 )
 
-# KEYS: the task's record, its shard's poll schedule, fair queue and fair counts
+# KEYS: the task's record, its shard's poll schedule heads, fair queue and fair counts,
+#       then its poll schedule's buckets (keys.signal_keys)
 # ARGV: task id, now ms, signals (how many quick re-fetches may follow if the fetch
 #       still answers the old state)
 # The upstream called back for the task: poll it now, within the shared rate
@@ -692,14 +807,15 @@ return {replies, SKIPPED, UNTRACKED}
 # one, else 'signalled'.
 SIGNAL = (
     """
-local KEY, DUE, FAIR, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local KEY, HEADS, FAIR, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local DUE0, DUE_BUCKETS = 5, #KEYS - 4
 """
     + _RECORD
+    + _DUE
     + _FAIR
     + """
 local id, now, signals = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if not redis.call('ZSCORE', DUE, id) then return 'ignored' end
-redis.call('ZADD', DUE, 'XX', 'LT', now, id)
+if not due_earlier(id, now) then return 'ignored' end
 local T = load(KEY)
 if T then
   if not T.fd or tonumber(T.fd) > now then fair_move(T, id, now) end

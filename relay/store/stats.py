@@ -45,31 +45,39 @@ async def snapshot(redis: Client, now: float) -> Snapshot:
         pipe.get(keys.UPSTREAM_UNAUTHORIZED)
         pipe.zcount(keys.HELD_RECEIVERS, now_ms - to_ms(STATE_TTL), "+inf")
         for shard in shards:
-            pipe.zcard(keys.due(shard))
-            pipe.zcount(keys.due(shard), "-inf", now_ms)
+            pipe.zrangebyscore(keys.due_heads(shard), "-inf", now_ms)
             pipe.zcard(keys.delivery_due(shard))
             pipe.zcount(keys.delivery_due(shard), "-inf", now_ms)
             pipe.hkeys(keys.fair_counts(shard))
+            for bucket in keys.due_buckets(shard):
+                pipe.zcard(bucket)
         counters, paused, unauthorized, held, *per_shard = await pipe.execute()
-    tracked = due = deliveries = deliveries_due = 0
+    tracked = deliveries = deliveries_due = 0
+    due_buckets: list[str] = []
     due_tenants: list[tuple[int, str]] = []
+    width = 4 + keys.DUE_BUCKETS
     for shard in shards:
-        s_tracked, s_due, s_deliveries, s_deliveries_due, tenants = per_shard[
-            shard * 5 : shard * 5 + 5
+        heads, s_deliveries, s_deliveries_due, tenants, *sizes = per_shard[
+            shard * width : (shard + 1) * width
         ]
-        tracked += int(s_tracked)
-        due += int(s_due)
+        tracked += sum(int(n) for n in sizes)
+        due_buckets += [keys.due_buckets(shard)[int(b)] for b in heads]
         deliveries += int(s_deliveries)
         deliveries_due += int(s_deliveries_due)
         due_tenants += [(shard, tenant) for tenant in tenants]
+    due = 0
     per_tenant: dict[str, int] = {}
-    if due_tenants:
+    if due_buckets or due_tenants:
         async with redis.pipeline(transaction=False) as pipe:
+            for bucket in due_buckets:
+                pipe.zcount(bucket, "-inf", now_ms)
             for shard, tenant in due_tenants:
                 low, high = keys.fair_member_bounds(tenant, now_ms)
                 pipe.zlexcount(keys.fair(shard), low, high)  # type: ignore[no-untyped-call]
-            for (_, tenant), count in zip(due_tenants, await pipe.execute(), strict=True):
-                per_tenant[tenant] = per_tenant.get(tenant, 0) + int(count)
+            counts = await pipe.execute()
+        due = sum(int(n) for n in counts[: len(due_buckets)])
+        for (_, tenant), count in zip(due_tenants, counts[len(due_buckets) :], strict=True):
+            per_tenant[tenant] = per_tenant.get(tenant, 0) + int(count)
     return Snapshot(
         counters=counters,
         tracked=tracked,

@@ -6,15 +6,15 @@ import time
 
 from redis.asyncio import Redis
 
-from relay.store import PollQueue, keys
+from relay.store import PollQueue
 from relay.store.registry import Registry
 from support.payloads import new_id
-from tests.store import edit_record, registration
+from tests.store import edit_record, make_due, registration
 
 
 async def claim_one(queue: PollQueue, task_id: str) -> bool:
     """Claim the task (made due now) and tell whether it is called back."""
-    await queue.redis.zadd(keys.due(keys.shard_of(task_id)), {task_id: 0})
+    await make_due(queue.redis, task_id)
     claimed, _ = await queue.claim(100, 5.0, time.time())
     (only,) = [c for c in claimed if c.task_id == task_id]
     return only.calls_back

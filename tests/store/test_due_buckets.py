@@ -1,0 +1,125 @@
+"""The poll schedule kept as small sorted sets per shard: where a task goes, and the
+heads, kept exact, that say which buckets to read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from relay.store import PollQueue, keys
+from relay.store.registry import Registry
+from support.payloads import new_id
+from tests.store import registration
+
+
+def uuid7() -> str:
+    """A version 7 UUID: 48 bits of Unix ms first, then random bits."""
+    ms = int(time.time() * 1000)
+    raw = ms.to_bytes(6, "big") + uuid.uuid4().bytes[6:]
+    value = int.from_bytes(raw, "big")
+    value = (value & ~(0xF << 76)) | (7 << 76)
+    return str(uuid.UUID(int=value))
+
+
+@pytest.mark.parametrize(
+    ("version", "make"),
+    [("v1", lambda: str(uuid.uuid1())), ("v4", new_id), ("v7", uuid7)],
+)
+def test_ids_of_every_uuid_version_spread_over_the_buckets(version: str, make: object) -> None:
+    assert callable(make)
+    used = {keys.due_bucket_of(make()) for _ in range(2000)}
+    # 2000 draws over 64 buckets leave none empty but by a freak of chance.
+    assert len(used) >= keys.DUE_BUCKETS - 2, (version, len(used))
+
+
+async def test_a_task_is_in_the_bucket_python_names(redis: Redis) -> None:
+    """The Lua that files a task and keys.due_bucket agree on where it is."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    ids = [new_id() for _ in range(40)] + [str(uuid.uuid1()) for _ in range(10)] + [uuid7()]
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha"))
+    for task_id in ids:
+        assert await redis.zscore(keys.due_bucket(task_id), task_id) is not None, task_id
+    shard_keys = {keys.due_bucket(t) for t in ids}
+    filed = sum([await redis.zcard(k) for k in shard_keys])
+    assert filed == len(ids), "a task was filed twice or elsewhere"
+
+
+async def test_buckets_stay_compact(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    ids = [new_id() for _ in range(300)]
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha"))
+    for key in {keys.due_bucket(t) for t in ids}:
+        assert await redis.object("encoding", key) == "listpack"
+
+
+async def test_heads_follow_leases_and_claims_find_every_task_due_again(
+    redis: Redis,
+) -> None:
+    """A claim's leases make buckets' earliest times later: their heads follow, and
+    every task is found again once its lease ends."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=10_000, retention=3600)
+    ids = [new_id() for _ in range(200)]
+    now = time.time()
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha", registered_at=now))
+    first, _ = await queue.claim(1000, 0.5, now + 0.001)
+    assert {c.task_id for c in first} == set(ids)
+    # Under their leases: nothing due, and each head says its bucket's earliest.
+    again, _ = await queue.claim(1000, 0.5, now + 0.1)
+    assert again == []
+    for shard in range(keys.SHARDS):
+        for bucket, head in await redis.zrange(keys.due_heads(shard), 0, -1, withscores=True):
+            earliest = await redis.zrange(
+                keys.due_buckets(shard)[int(bucket)], 0, 0, withscores=True
+            )
+            assert earliest and earliest[0][1] == head
+    # The leases end: every task comes due again, none lost.
+    late, _ = await queue.claim(1000, 0.5, now + 1.0)
+    assert {c.task_id for c in late} == set(ids)
+
+
+async def test_an_emptied_bucket_loses_its_head(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    task_id = new_id()
+    await registry.register(registration(task_id, "alpha"))
+    shard = keys.shard_of(task_id)
+    assert await redis.zcard(keys.due_heads(shard)) == 1
+    await registry.unregister("alpha", task_id)
+    assert await redis.zcard(keys.due_heads(shard)) == 0
+
+
+async def test_every_write_keeps_each_head_the_earliest_of_its_bucket(redis: Redis) -> None:
+    """Registrations, claims (leases later), write-backs and deletions in a mix: after
+    each step, every bucket's head is exactly its earliest time."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=10_000, retention=3600)
+    now = time.time()
+    ids = [new_id() for _ in range(300)]
+    for n, task_id in enumerate(ids):
+        await registry.register(registration(task_id, "alpha", registered_at=now + n / 1000))
+    await assert_heads_exact(redis)
+    claimed, _ = await queue.claim(150, 5.0, now + 1)
+    assert len(claimed) == 150
+    await assert_heads_exact(redis)
+    for task_id in ids[::7]:
+        await registry.unregister("alpha", task_id)
+    await assert_heads_exact(redis)
+    await queue.signal(ids[1], now + 2, signals=0)
+    await assert_heads_exact(redis)
+
+
+async def assert_heads_exact(redis: Redis) -> None:
+    for shard in range(keys.SHARDS):
+        heads = dict(await redis.zrange(keys.due_heads(shard), 0, -1, withscores=True))
+        for index, bucket in enumerate(keys.due_buckets(shard)):
+            earliest = await redis.zrange(bucket, 0, 0, withscores=True)
+            if earliest:
+                assert heads.get(str(index)) == earliest[0][1], (shard, index)
+            else:
+                assert str(index) not in heads, (shard, index)
