@@ -99,7 +99,7 @@ async def sample_keys(client: Redis, task_id: str) -> list[list[Any]]:
     parts = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     return [
         [
-            pattern(name, id=task_id),
+            pattern(name, id=keys.compact_id(task_id)),
             await client.type(name),
             await client.object("encoding", name),
             int(await client.memory_usage(name, samples=0) or 0),

@@ -103,11 +103,18 @@ class Waiters:
 
     async def announce(self, task_id: str) -> None:
         """Wake the task's waiters in every API process (this one included)."""
-        await publish(self.redis, keys.FINALS, task_id)
+        await publish(self.redis, keys.FINALS, keys.compact_id(task_id))  # as APPLY does
 
     def wake(self, task_id: str) -> None:
         for waiter in self._by_task.get(task_id, ()):
             waiter.wake()
+
+    def _wake_compact(self, compact: str) -> None:
+        try:
+            task_id = keys.full_id(compact)
+        except ValueError:
+            return  # not a task id: nobody of ours published it
+        self.wake(task_id)
 
     def _wake_all(self) -> None:
         for waiters in self._by_task.values():
@@ -148,7 +155,7 @@ class Waiters:
                         # Whatever was published before this moment may never have reached us.
                         self._wake_all()
                     elif message["type"] == "message":
-                        self.wake(str(message["data"]))
+                        self._wake_compact(str(message["data"]))
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

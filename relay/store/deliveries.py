@@ -14,9 +14,10 @@ from relay.store.record import StoredDelivery, TaskRecord, read_delivery_records
 from relay.store.redis import Client, to_ms
 from relay.store.shards import claim_over_shards, claimed_ids, drop_from_queue, grouped
 
-# Every delivery id has the shape the fan-out script gives it ('dlv_', its task id's 32
-# hex digits, 8 of a SHA-1: keys.delivery_id). Anything else names no delivery.
-DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{40}")
+# Every delivery id has the shape the fan-out script gives it ('dlv_', its task's
+# compact id, 8 hex digits of a SHA-1: keys.delivery_id; the compact id's last
+# character holds 2 bits). Anything else names no delivery.
+DELIVERY_ID = re.compile(r"dlv_[A-Za-z0-9_-]{21}[AQgw][0-9a-f]{8}")
 
 
 def is_delivery_id(value: str) -> bool:
@@ -92,7 +93,7 @@ class DeliveryQueue:
                 call_keys.append(keys.task(task_id))
                 args += [
                     len(call_keys),  # the index in KEYS of the task's record
-                    task_id,
+                    keys.compact_id(task_id),
                     key,
                     f.delivery.lease,
                     f.ending,

@@ -112,7 +112,7 @@ def task_prefix(task_id: str) -> str:
 
 
 def task(task_id: str) -> str:
-    return f"{task_prefix(task_id)}task:{task_id}"
+    return f"{task_prefix(task_id)}task:{compact_id(task_id)}"
 
 
 # Per shard: 64 buckets keep each under 128 members (a listpack) up to about 200,000
@@ -138,7 +138,7 @@ def due_bucket_of(task_id: str) -> int:
     """Which of its shard's buckets holds the task: by a hash of its id, as the Lua of
     relay.store.scripts._DUE computes it (a UUID's own bytes would not do: v1 and v7
     begin with a clock, v1 ends with a constant node)."""
-    return int(hashlib.sha1(task_id.encode()).hexdigest()[:2], 16) % DUE_BUCKETS
+    return int(hashlib.sha1(compact_id(task_id).encode()).hexdigest()[:2], 16) % DUE_BUCKETS
 
 
 def due_bucket(task_id: str) -> str:
@@ -207,15 +207,14 @@ def fair_member_bounds(tenant: str, upto_ms: int) -> tuple[str, str]:
 
 
 def delivery_id(task_id: str, key: str) -> str:
-    """A delivery's id: 'dlv_', its task id's hex and its key in the task's record."""
-    return "dlv_" + task_id.replace("-", "") + key
+    """A delivery's id: 'dlv_', its task's compact id and its key in the task's record."""
+    return "dlv_" + compact_id(task_id) + key
 
 
 def delivery_task(delivery_id: str) -> tuple[str, str]:
-    """The task id and the key in its record a delivery id names."""
-    hexes = delivery_id[4:36]
-    task_id = f"{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
-    return task_id, delivery_id[36:]
+    """The task id and the key in its record a delivery id names (see is_delivery_id
+    in relay.store.deliveries for the shape it must have)."""
+    return full_id(delivery_id[4:26]), delivery_id[26:]
 
 
 def delivery_shard(delivery_id: str) -> int:

@@ -144,7 +144,7 @@ class PollQueue:
         taken = [shard for shard, _ in per_shard]
         replies = await run(self.redis, calls)
         claimed = [c for found in await self._read_claimed(taken, replies) for c in found]
-        order = {task_id: n for n, (_, task_id) in enumerate(chosen)}
+        order = {keys.full_id(compact): n for n, (_, compact) in enumerate(chosen)}
         claimed.sort(key=lambda c: order[c.task_id])
         return claimed, more
 
@@ -158,8 +158,12 @@ class PollQueue:
     async def _read_claimed(
         self, shards: list[int], replies: list[list[object]]
     ) -> list[list[ClaimedPoll]]:
-        """The records of the tasks each shard's claim took, read in one pipeline."""
-        taken = claimed_ids(shards, list(replies))
+        """The records of the tasks each shard's claim took (by compact id), read in one
+        pipeline."""
+        taken = [
+            (shard, lease, [keys.full_id(i) for i in ids])
+            for shard, lease, ids in claimed_ids(shards, list(replies))
+        ]
         raws = await read_records(self.redis, [i for _, _, ids in taken for i in ids])
         claimed: list[list[ClaimedPoll]] = []
         orphans: list[tuple[str, str]] = []
@@ -169,7 +173,8 @@ class PollQueue:
                 record = raws[task_id]
                 raw_state = record.raw_state if record else None
                 if record is None or raw_state is None:
-                    orphans.append((keys.due_bucket(task_id), task_id))  # expired: nothing to poll
+                    # Expired: nothing to poll.
+                    orphans.append((keys.due_bucket(task_id), keys.compact_id(task_id)))
                     continue
                 found.append(
                     ClaimedPoll(
@@ -256,7 +261,7 @@ class PollQueue:
                 final=step.delay is None,
             )
         return [
-            outcome.task_id,
+            keys.compact_id(outcome.task_id),
             "" if outcome.lease is None else outcome.lease,
             outcome.raw_state,
             dump_state(state),
@@ -271,7 +276,7 @@ class PollQueue:
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
         reply = await self._signal(
-            keys=keys.signal_keys(task_id), args=[task_id, to_ms(now), signals]
+            keys=keys.signal_keys(task_id), args=[keys.compact_id(task_id), to_ms(now), signals]
         )
         return str(reply) == "signalled"
 
@@ -299,6 +304,6 @@ class PollQueue:
 
 
 def _pair(value: object) -> tuple[str, str]:
-    """'<task id> <tenant>' as the scripts answer it."""
-    task_id, _, tenant = str(value).partition(" ")
-    return task_id, tenant
+    """(task id, tenant) of '<compact task id> <tenant>' as the scripts answer it."""
+    compact, _, tenant = str(value).partition(" ")
+    return keys.full_id(compact), tenant

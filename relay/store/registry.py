@@ -138,7 +138,7 @@ class Registry:
         reply = await self._register(
             keys=keys.task_keys(asked.task_id),
             args=[
-                asked.task_id,
+                keys.compact_id(asked.task_id),
                 asked.tenant,
                 as_stored,
                 dump_state(initial),
@@ -184,7 +184,8 @@ class Registry:
         """Its listing entry stays (a list is not searched to delete from): the
         listing skips an entry whose registration is gone, the sweep trims it."""
         removed, delivery_ids, final = await self._unregister(
-            keys=keys.task_keys(task_id), args=[task_id, tenant, self._retention_ms]
+            keys=keys.task_keys(task_id),
+            args=[keys.compact_id(task_id), tenant, self._retention_ms],
         )
         if int(removed):
             if not int(final):
@@ -204,7 +205,7 @@ class Registry:
                 return None
         redelivered = await self._redeliver(
             keys=[keys.task(task_id), keys.delivery_due(keys.shard_of(task_id))],
-            args=[tenant, task_id, to_ms(now), key, self._retention_ms],
+            args=[tenant, keys.compact_id(task_id), to_ms(now), key, self._retention_ms],
         )
         if not redelivered:
             return None

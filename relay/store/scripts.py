@@ -224,13 +224,15 @@ end
 # of relay.store.record.DeliveryFields, '~' for none (no tenant name holds one); 'a:<k>'
 # its attempts; 'l:<tenant>' and 'o:<tenant>' the tenant's delivery keys (all, and those
 # still to send, in order: only an outbox's head is in the delivery queue); 'e:<event
-# id>' each event. A delivery's id is 'dlv_', its task id's hex and k.
+# id>' each event. A delivery's id is 'dlv_', its task's compact id and k.
+# Every script is handed a task's compact id (keys.compact_id), never its UUID: the
+# members of the shard's queues and the ids in replies are compact.
 _DELIVERIES = """
 local TENANT, RID, EVENT, TYPE, STATUS, ATTEMPT, SERIES, CREATED, NEXT, ENDED, SUPERSEDED,
   SERIES_START = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 local function did_of(id, k)
-  return 'dlv_' .. (string.gsub(id, '%-', '')) .. k
+  return 'dlv_' .. id .. k
 end
 
 local function dget(T, k)

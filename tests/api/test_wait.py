@@ -95,7 +95,7 @@ async def test_waiters_read_the_task_once_then_only_when_woken(
     assert reads.count == before, "waiters read Redis without being woken"
 
     # A wake-up for the task: each waiter reads once, sees it still queued, waits on.
-    await redis.publish(keys.FINALS, task_id)
+    await redis.publish(keys.FINALS, keys.compact_id(task_id))  # as APPLY publishes it
 
     async def each_read_once() -> bool:
         return reads.count - before >= 20

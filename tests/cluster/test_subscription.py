@@ -12,10 +12,12 @@ from relay.api.waiters import Waiters
 from relay.devtools.redis_cluster import ClusterServers
 from relay.store import keys
 from relay.store.cluster_client import RelayCluster
+from support.payloads import new_id
 from support.waiting import eventually
 from tests.cluster.conftest import key_of
 
-# As APPLY does: a PUBLISH from a script, which runs on the node of its key's slot.
+# As APPLY does: a PUBLISH from a script (of a task's compact id), which runs on the node
+# of its key's slot.
 PUBLISH = "return redis.call('PUBLISH', ARGV[1], ARGV[2])"
 
 
@@ -73,10 +75,11 @@ async def test_a_script_publishing_on_another_node_wakes_the_waiters(
     [listening] = await _subscribed(redis_cluster)
     elsewhere = next(node for node in redis_cluster.owners() if node.port != listening)
     key = key_of(relay_client, elsewhere.slots, "final:")
-    await relay_client.eval(PUBLISH, 1, key, keys.FINALS, "task-from-a-script")
-    await heard.hears("task-from-a-script")
-    await heard.waiters.announce("task-announced")  # the delete route's PUBLISH
-    await heard.hears("task-announced")
+    from_script, announced = new_id(), new_id()
+    await relay_client.eval(PUBLISH, 1, key, keys.FINALS, keys.compact_id(from_script))
+    await heard.hears(from_script)
+    await heard.waiters.announce(announced)  # the delete route's PUBLISH
+    await heard.hears(announced)
 
 
 async def test_a_broken_subscription_comes_back_on_another_node(
@@ -92,5 +95,7 @@ async def test_a_broken_subscription_comes_back_on_another_node(
     await eventually(moved, 15, "subscribed again, on another node")
     [second] = await _subscribed(redis_cluster)
     owner = next(node for node in redis_cluster.owners() if node.port != second)
-    await relay_client.eval(PUBLISH, 1, key_of(relay_client, owner.slots), keys.FINALS, "again")
-    await heard.hears("again")
+    again = new_id()
+    key = key_of(relay_client, owner.slots)
+    await relay_client.eval(PUBLISH, 1, key, keys.FINALS, keys.compact_id(again))
+    await heard.hears(again)

@@ -70,7 +70,7 @@ async def deliveries_made(redis: Redis, tenant: str) -> int:
     found = 0
     # Braces are literal in a pattern.
     async for key in redis.scan_iter(f"{keys.PREFIX}{{s*}}:task:*"):
-        record = TaskRecord.parse(key.rpartition(":")[2], await redis.get(key))
+        record = TaskRecord.parse(keys.full_id(key.rpartition(":")[2]), await redis.get(key))
         found += bool(record and record.delivery_ids(tenant))
     return found
 

@@ -43,5 +43,5 @@ async def edit_record(redis: Redis, task_id: str, **fields: str | None) -> None:
 async def make_due(redis: Redis, task_id: str) -> None:
     """Make a tracked task due at once, as no relay process would: its time in its
     bucket of the schedule, and its bucket's head no later."""
-    await redis.zadd(keys.due_bucket(task_id), {task_id: 0}, xx=True)
+    await redis.zadd(keys.due_bucket(task_id), {keys.compact_id(task_id): 0}, xx=True)
     await redis.zadd(keys.due_heads(keys.shard_of(task_id)), {str(keys.due_bucket_of(task_id)): 0})

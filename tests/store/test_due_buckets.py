@@ -42,7 +42,8 @@ async def test_a_task_is_in_the_bucket_python_names(redis: Redis) -> None:
     for task_id in ids:
         await registry.register(registration(task_id, "alpha"))
     for task_id in ids:
-        assert await redis.zscore(keys.due_bucket(task_id), task_id) is not None, task_id
+        member = keys.compact_id(task_id)
+        assert await redis.zscore(keys.due_bucket(task_id), member) is not None, task_id
     shard_keys = {keys.due_bucket(t) for t in ids}
     filed = sum([await redis.zcard(k) for k in shard_keys])
     assert filed == len(ids), "a task was filed twice or elsewhere"

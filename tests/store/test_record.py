@@ -14,6 +14,7 @@ from relay.store.codec import (
     load_event,
     load_state,
 )
+from relay.store.deliveries import is_delivery_id
 from relay.store.record import ATTEMPT, TaskRecord, join_fields
 
 TASK = "550e8400-e29b-41d4-a716-446655440000"
@@ -30,9 +31,30 @@ STATE = TaskState(registered_at=1_800_000_000.0, deadline_at=1_800_010_800.0)
 )
 def test_a_delivery_id_names_its_task_and_its_key(task_id: str, key: str) -> None:
     delivery_id = keys.delivery_id(task_id, key)
-    assert delivery_id.startswith("dlv_") and len(delivery_id) == 44
+    assert delivery_id.startswith("dlv_") and len(delivery_id) == 34
+    assert is_delivery_id(delivery_id)
     assert keys.delivery_task(delivery_id) == (task_id, key)
     assert keys.delivery_shard(delivery_id) == keys.shard_of(task_id)
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [TASK, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
+)
+def test_a_compact_id_is_22_url_safe_characters_and_gives_the_id_back(task_id: str) -> None:
+    compact = keys.compact_id(task_id)
+    assert len(compact) == 22 and compact.isascii() and " " not in compact
+    assert keys.full_id(compact) == task_id
+    # Both spellings of a UUID are one task: the API hands on what it was given.
+    assert keys.compact_id(task_id.upper()) == compact
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["dlv_" + "A" * 21 + "B0badcafe", "dlv_" + "%" * 22 + "0badcafe", "dlv_short", "x" * 34],
+)
+def test_a_string_not_shaped_like_a_delivery_id_is_none(value: str) -> None:
+    assert not is_delivery_id(value)
 
 
 @pytest.mark.parametrize(
