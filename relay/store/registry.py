@@ -9,7 +9,7 @@ from typing import Any
 
 from relay.core.model import Registration, TaskState
 from relay.store import keys, scripts
-from relay.store.calls import script
+from relay.store.calls import Call, run, script
 from relay.store.codec import (
     dump_metadata,
     dump_registrations,
@@ -126,6 +126,7 @@ class Registry:
         self._unregister = script(redis, scripts.UNREGISTER)
         self._redeliver = script(redis, scripts.REDELIVER)
         self._list = script(redis, scripts.LIST_TASK)
+        self._note_tenant = script(redis, scripts.NOTE_TENANT)
 
     async def register(self, asked: Registration) -> Registered:
         """Register in three steps, each in one slot: a place in the tenant's quota,
@@ -156,8 +157,14 @@ class Registry:
             await self.quota.release([asked.tenant])
         if outcome not in ("quota", "exists"):
             entry = keys.listed(asked.task_id, to_ms(now))
-            await self._list(keys=[keys.tenant_tasks(asked.tenant)], args=[entry, LIST_WINDOW])
-            await self.redis.sadd(keys.TENANTS, asked.tenant)  # type: ignore[misc]
+            listing = keys.tenant_tasks(asked.tenant)
+            await run(
+                self.redis,
+                [
+                    Call(self._list, [listing], [entry, LIST_WINDOW]),
+                    Call(self._note_tenant, [keys.TENANTS], [asked.tenant]),
+                ],
+            )
         if outcome == "quota":
             return Registered(RegisterOutcome.QUOTA, TaskView(asked, initial, 0))
         if outcome == "created":

@@ -501,6 +501,13 @@ if #newest < window then return redis.call('RPUSH', KEYS[1], entry) end
 return redis.call('LINSERT', KEYS[1], 'AFTER', newest[#newest], entry)
 """
 
+# KEYS: the set of every tenant (keys.TENANTS)
+# ARGV: a tenant
+# A script only so that it goes in one pipeline with LIST_TASK (relay.store.calls.run).
+NOTE_TENANT = """
+return redis.call('SADD', KEYS[1], ARGV[1])
+"""
+
 # KEYS: the tenant's task listing, its failed deliveries (keys.tenant_tasks, .failed_deliveries)
 # ARGV: before ms, failed-before ms, most listing entries to take
 # Trims one tenant's listings of entries whose task has certainly expired: the
