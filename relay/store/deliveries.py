@@ -125,17 +125,17 @@ class DeliveryQueue:
         taken = claimed_ids(shards, list(replies))
         records = await read_delivery_records(self.redis, [d for _, _, ids in taken for d in ids])
         claimed: list[list[ClaimedDelivery]] = []
-        missing: list[tuple[str, str]] = []
+        missing: list[tuple[int, str]] = []
         for shard, lease, ids in taken:
             found: list[ClaimedDelivery] = []
             for did in ids:
                 delivery = _claimed(records[did], did, lease)
                 if delivery is None:
-                    missing.append((keys.delivery_due(shard), did))
+                    missing.append((shard, did))
                 else:
                     found.append(delivery)
             claimed.append(found)
-        await drop_from_queue(self.redis, missing)
+        await drop_from_queue(self.redis, keys.delivery_due, missing)
         return claimed
 
     async def due_count(self) -> int:

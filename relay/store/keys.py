@@ -26,7 +26,7 @@ Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
                              The shard's schedule as `DUE_BUCKETS` sorted sets, the id's
                              hash picking one (`due_bucket`), so each stays small enough
                              for Redis' compact encoding (see relay.store.scripts._DUE)
-  due_heads            zset  bucket number -> its earliest time, or an earlier one
+  due_heads            zset  bucket number -> its earliest time (kept exact by every write)
   fair                 zset  '<tenant> <due ms> <task id>' at score 0: each tenant's tasks
                              by due time, read to share the rate fairly when more is due
                              than it allows (CLAIM_POLLS)

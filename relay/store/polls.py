@@ -19,7 +19,6 @@ from relay.store.redis import Client, to_ms
 from relay.store.shards import (
     claim_over_shards,
     claimed_ids,
-    drop_from_queue,
     grouped,
     round_robin,
 )
@@ -79,6 +78,7 @@ class PollQueue:
         self._quota = Quota(redis)
         self._apply = script(redis, scripts.APPLY)
         self._signal = script(redis, scripts.SIGNAL)
+        self._drop = script(redis, scripts.DROP_DUE)
         self._turn = itertools.count()
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
@@ -166,15 +166,14 @@ class PollQueue:
         ]
         raws = await read_records(self.redis, [i for _, _, ids in taken for i in ids])
         claimed: list[list[ClaimedPoll]] = []
-        orphans: list[tuple[str, str]] = []
+        orphans: list[str] = []
         for _, lease_ms, ids in taken:
             found: list[ClaimedPoll] = []
             for task_id in ids:
                 record = raws[task_id]
                 raw_state = record.raw_state if record else None
                 if record is None or raw_state is None:
-                    # Expired: nothing to poll.
-                    orphans.append((keys.due_bucket(task_id), keys.compact_id(task_id)))
+                    orphans.append(task_id)  # it expired: nothing left to poll
                     continue
                 found.append(
                     ClaimedPoll(
@@ -188,23 +187,27 @@ class PollQueue:
                     )
                 )
             claimed.append(found)
-        await drop_from_queue(self.redis, orphans)
+        await self._drop_due(orphans)
         return claimed
 
+    async def _drop_due(self, task_ids: list[str]) -> None:
+        """Take tasks out of the schedule, each bucket's head kept exact (DROP_DUE)."""
+        buckets = grouped(task_ids, lambda t: (keys.shard_of(t), keys.due_bucket_of(t)))
+        calls = [
+            Call(
+                self._drop,
+                [keys.due_heads(shard), keys.due_buckets(shard)[bucket]],
+                [bucket, *(keys.compact_id(t) for t in ids)],
+            )
+            for (shard, bucket), ids in buckets
+        ]
+        await run(self.redis, calls)
+
     async def _any_due(self, now: float) -> bool:
-        """Whether any shard has a task due: the buckets its heads say may have one,
-        then those buckets."""
-        now_ms = to_ms(now)
+        """Whether any shard has a task due: a bucket whose head (its earliest) is."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(keys.SHARDS):
-                pipe.zrangebyscore(keys.due_heads(shard), "-inf", now_ms)
-            heads = await pipe.execute()
-        buckets = [keys.due_buckets(shard)[int(b)] for shard, due in enumerate(heads) for b in due]
-        if not buckets:
-            return False
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bucket in buckets:
-                pipe.zcount(bucket, "-inf", now_ms)
+                pipe.zcount(keys.due_heads(shard), "-inf", to_ms(now))
             counts = await pipe.execute()
         return any(int(c) for c in counts)
 

@@ -91,17 +91,7 @@ end
 # non-empty bucket's earliest time, kept exact by every write, so that a claim
 # reads only the buckets with something due. A script using it says where its
 # buckets start in KEYS (DUE0: the first bucket) and how many there are.
-_DUE = """
-local function due_key(id)
-  local index = tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
-  return KEYS[DUE0 + index], index
-end
-
-local function due_score(id)
-  local key = due_key(id)
-  return redis.call('ZSCORE', key, id)
-end
-
+_HEADS = """
 -- The bucket's head from its earliest member (none when it is empty).
 local function head_mend(key, index)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -110,6 +100,20 @@ local function head_mend(key, index)
   else
     redis.call('ZADD', HEADS, first[2], index)
   end
+end
+"""
+
+_DUE = (
+    _HEADS
+    + """
+local function due_key(id)
+  local index = tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
+  return KEYS[DUE0 + index], index
+end
+
+local function due_score(id)
+  local key = due_key(id)
+  return redis.call('ZSCORE', key, id)
 end
 
 local function due_set(id, ms)
@@ -182,6 +186,7 @@ local function due_range(buckets, upto, limit)
   return ids
 end
 """
+)
 
 # The fair queue of a shard: every tenant's tracked tasks by due time, one sorted set
 # of members '<tenant> <due ms, 13 digits> <task id>' at score 0, read by range of
@@ -722,6 +727,21 @@ if #ids == 0 then return {0, {}, more} end
 local lease = now + lease_ms
 due_later(ids, lease)
 return {lease, ids, more}
+"""
+)
+
+# KEYS: one shard's poll schedule heads, one of its buckets (keys.due_heads, .due_buckets)
+# ARGV: the bucket's number, then the task ids to take out of it
+# Drops tasks whose records are gone from the schedule, the bucket's head kept exact.
+DROP_DUE = (
+    """
+local HEADS, BUCKET = KEYS[1], KEYS[2]
+"""
+    + _HEADS
+    + """
+redis.call('ZREM', BUCKET, unpack(ARGV, 2))
+head_mend(BUCKET, ARGV[1])
+return 1
 """
 )
 

@@ -99,12 +99,13 @@ def claimed_ids(shards: list[int], replies: list[object]) -> list[tuple[int, int
     return taken
 
 
-async def drop_from_queue(redis: Client, entries: list[tuple[str, str]]) -> None:
-    """Take (queue key, member) entries out of per-shard queues: members whose records
-    are gone."""
+async def drop_from_queue(
+    redis: Client, queue: Callable[[int], str], entries: list[tuple[int, str]]
+) -> None:
+    """Take (shard, member) entries out of a per-shard queue whose records are gone."""
     if not entries:
         return
     async with redis.pipeline(transaction=False) as pipe:
-        for key, members in grouped(entries, lambda e: e[0]):
-            pipe.zrem(key, *(member for _, member in members))
+        for shard, members in grouped(entries, lambda e: e[0]):
+            pipe.zrem(queue(shard), *(member for _, member in members))
         await pipe.execute()

@@ -124,3 +124,20 @@ async def assert_heads_exact(redis: Redis) -> None:
                 assert heads.get(str(index)) == earliest[0][1], (shard, index)
             else:
                 assert str(index) not in heads, (shard, index)
+
+
+async def test_a_task_whose_record_is_gone_leaves_the_schedule_and_its_head(
+    redis: Redis,
+) -> None:
+    """A claim that finds no record for a task drops it from its bucket, and the
+    bucket's head follows (the bucket's only task: no head left)."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=10_000, retention=3600)
+    now = time.time()
+    task_id = new_id()
+    await registry.register(registration(task_id, "alpha", registered_at=now))
+    await redis.delete(keys.task(task_id))
+    claimed, _ = await queue.claim(10, 5.0, now + 1)
+    assert claimed == []
+    assert await redis.zcard(keys.due_bucket(task_id)) == 0
+    assert await redis.zcard(keys.due_heads(keys.shard_of(task_id))) == 0
