@@ -173,6 +173,12 @@ def claim_keys(shard: int) -> list[str]:
     ]
 
 
+def apply_keys(shard: int) -> list[str]:
+    """The KEYS APPLY takes first: the shard's schedule heads, fair queue and counts,
+    and delivery queue (each task's record and schedule bucket follow)."""
+    return [due_heads(shard), fair(shard), fair_counts(shard), delivery_due(shard)]
+
+
 def shard_queues(shard: int) -> list[str]:
     """The queues a script writing tasks of the shard takes first in KEYS: the
     schedule's heads, the fair queue and counts, the delivery queue, then the

@@ -225,10 +225,11 @@ class PollQueue:
                 keys.FINALS,
                 keys.DUE_BUCKETS,
             ]
-            call_keys = keys.shard_queues(shard)
+            call_keys = keys.apply_keys(shard)
             for index in indexes:
-                call_keys.append(keys.task(outcomes[index].task_id))
-                args.append(len(call_keys))  # the index in KEYS (Lua counts from 1)
+                task_id = outcomes[index].task_id
+                call_keys += (keys.task(task_id), keys.due_bucket(task_id))
+                args.append(len(call_keys) - 1)  # the record's index in KEYS (from 1)
                 args.extend(self._args(outcomes[index], now))
             calls.append(Call(self._apply, call_keys, args))
         answers: list[str] = [""] * len(outcomes)

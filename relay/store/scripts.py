@@ -106,9 +106,24 @@ end
 _DUE = (
     _HEADS
     + """
+-- Bucket number -> its key, for the buckets this call names in KEYS: all of them from
+-- DUE0 on (name_all_buckets), or, where each task's key is followed by its bucket's
+-- (APPLY), only those its tasks are in.
+local BUCKET = {}
+
+local function name_all_buckets()
+  for index = 0, DUE_BUCKETS - 1 do BUCKET[index] = KEYS[DUE0 + index] end
+end
+
+local function bucket_of(id)
+  return tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
+end
+
 local function due_key(id)
-  local index = tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
-  return KEYS[DUE0 + index], index
+  local index = bucket_of(id)
+  local key = BUCKET[index]
+  if not key then error('the schedule bucket of ' .. id .. ' is not in KEYS') end
+  return key, index
 end
 
 local function due_score(id)
@@ -160,7 +175,7 @@ end
 local function due_buckets(upto)
   local found = {}
   for _, index in ipairs(redis.call('ZRANGEBYSCORE', HEADS, '-inf', upto)) do
-    found[#found + 1] = KEYS[DUE0 + tonumber(index)]
+    found[#found + 1] = BUCKET[tonumber(index)]
   end
   return found
 end
@@ -387,6 +402,7 @@ local DUE0, DUE_BUCKETS = 6, #KEYS - 5
 """
     + _TASK
     + """
+name_all_buckets()
 local id, tenant, reg, init, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local calls_back, may_track, metadata = ARGV[6] == '1', ARGV[7] == '1', ARGV[8]
 local retention, reg_timed = tonumber(ARGV[9]), ARGV[10]
@@ -541,6 +557,7 @@ local DUE0, DUE_BUCKETS = 6, #KEYS - 5
 """
     + _TASK
     + """
+name_all_buckets()
 local id, tenant, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local T = load(KEY)
 if not T or not T['r:' .. tenant] then return {0, {}, 0} end
@@ -614,6 +631,7 @@ local DUE0, DUE_BUCKETS = 5, #KEYS - 4
     + _DUE
     + _FAIR
     + """
+name_all_buckets()
 local now, n, lease_ms, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local OWNER, SCORE = {}, {}  -- task id -> the tenant whose turn picked it, its due time
 local DUE_NOW  -- the buckets with tasks due now, read once
@@ -745,15 +763,17 @@ return 1
 """
 )
 
-# KEYS: one shard's poll schedule heads, fair queue, fair counts and delivery queue,
-#       its poll schedule's buckets, then the record of each task written
-#       (keys.shard_queues, keys.task)
+# KEYS: one shard's poll schedule heads, fair queue, fair counts and delivery queue
+#       (keys.apply_keys), then for each task written its record and the schedule
+#       bucket it is in (keys.task, keys.due_bucket): a call names only the buckets
+#       its tasks need, not all of them
 # ARGV: now, retention ms, the channel of finals (keys.FINALS), how many buckets the
 #       schedule has (keys.DUE_BUCKETS), then for each outcome
 #       11 values:
-#       the index in KEYS of its task's record, task_id, lease ('' when not from a
-#       claim), expected state JSON, new state JSON, count poll (0/1), next due ms
-#       ('' when final), event type ('' for none), event id, event JSON,
+#       the index in KEYS of its task's record (its bucket's is the next), task_id,
+#       lease ('' when not from a claim), expected state JSON, new state JSON,
+#       count poll (0/1), next due ms ('' when final), event type ('' for none),
+#       event id, event JSON,
 #       signals left ('' leaves the field as it is, '0' removes it)
 # Writes each outcome if the task's state is still the one it was computed
 # from (and, for a poll, the claim is still held), and makes the event's
@@ -765,7 +785,7 @@ return 1
 APPLY = (
     """
 local HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DUE0, DUE_BUCKETS = 5, tonumber(ARGV[4])
+local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])  -- each task's bucket follows its record
 """
     + _TASK
     + """
@@ -817,6 +837,7 @@ end
 
 local replies = {}
 for i = 5, #ARGV, 11 do
+  BUCKET[bucket_of(ARGV[i + 1])] = KEYS[tonumber(ARGV[i]) + 1]
   local ok, reply = pcall(apply_one, KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2],
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8],
     ARGV[i + 9], ARGV[i + 10])
@@ -843,6 +864,7 @@ local DUE0, DUE_BUCKETS = 5, #KEYS - 4
     + _DUE
     + _FAIR
     + """
+name_all_buckets()
 local id, now, signals = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not due_earlier(id, now) then return 'ignored' end
 local T = load(KEY)

@@ -3,16 +3,24 @@ heads, kept exact, that say which buckets to read."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 
 import pytest
 from redis.asyncio import Redis
 
+from relay.core import lifecycle
+from relay.core.model import Observation
+from relay.core.schedule import PollPolicy
 from relay.store import PollQueue, keys
+from relay.store.polls import Outcome
 from relay.store.registry import Registry
 from support.payloads import new_id
 from tests.store import registration
+
+FINISHED = Observation(upstream_status="finished", status="succeeded", progress=100)
+RUNNING = Observation(upstream_status="processing", status="running", progress=40)
 
 
 def uuid7() -> str:
@@ -112,6 +120,35 @@ async def test_every_write_keeps_each_head_the_earliest_of_its_bucket(redis: Red
         await registry.unregister("alpha", task_id)
     await assert_heads_exact(redis)
     await queue.signal(ids[1], now + 2, signals=0)
+    await assert_heads_exact(redis)
+
+
+async def test_one_write_of_many_outcomes_puts_each_task_in_its_own_bucket(
+    redis: Redis,
+) -> None:
+    """APPLY names only the buckets its tasks are in: claimed tasks of many buckets and
+    shards, written back in one call, each get their next time in their own bucket
+    (the finished ones leave it), and every head stays exact."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=10_000, retention=3600)
+    now = time.time()
+    for _ in range(400):
+        await registry.register(registration(new_id(), "alpha", registered_at=now))
+    claimed, _ = await queue.claim(400, 5.0, now + 1)
+    assert len(claimed) > 300  # two rounds over the shards: nearly all
+    later = now + 30
+    outcomes = []
+    for n, task in enumerate(claimed):
+        observed = FINISHED if n % 5 == 0 else RUNNING
+        step = lifecycle.observe(task.state, observed, now + 1, PollPolicy())
+        step = dataclasses.replace(step, delay=None if n % 5 == 0 else later - now - 1 + n)
+        outcomes.append(Outcome(task.task_id, task.raw_state, step, 1, task.lease))
+    applied = await queue.apply(outcomes, now + 1)
+    assert applied.replies == ["ok"] * len(claimed)
+    for n, task in enumerate(claimed):
+        score = await redis.zscore(keys.due_bucket(task.task_id), keys.compact_id(task.task_id))
+        expected = None if n % 5 == 0 else pytest.approx((later + n) * 1000, abs=1)
+        assert score == expected, n
     await assert_heads_exact(redis)
 
 
