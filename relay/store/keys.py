@@ -180,16 +180,10 @@ def apply_keys(shard: int) -> list[str]:
 
 
 def shard_queues(shard: int) -> list[str]:
-    """The queues a script writing tasks of the shard takes first in KEYS: the
-    schedule's heads, the fair queue and counts, the delivery queue, then the
-    schedule's buckets."""
-    return [
-        due_heads(shard),
-        fair(shard),
-        fair_counts(shard),
-        delivery_due(shard),
-        *due_buckets(shard),
-    ]
+    """The queues a script writing tasks of the shard takes first in KEYS: APPLY's
+    (the schedule's heads, the fair queue and counts, the delivery queue), then every
+    one of the schedule's buckets."""
+    return [*apply_keys(shard), *due_buckets(shard)]
 
 
 def task_keys(task_id: str) -> list[str]:

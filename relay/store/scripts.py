@@ -115,8 +115,15 @@ local function name_all_buckets()
   for index = 0, DUE_BUCKETS - 1 do BUCKET[index] = KEYS[DUE0 + index] end
 end
 
+local BUCKET_OF = {}  -- task id -> its bucket number: a write asks for it several times
+
 local function bucket_of(id)
-  return tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
+  local index = BUCKET_OF[id]
+  if not index then
+    index = tonumber(string.sub(redis.sha1hex(id), 1, 2), 16) % DUE_BUCKETS
+    BUCKET_OF[id] = index
+  end
+  return index
 end
 
 local function due_key(id)
