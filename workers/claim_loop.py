@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 from typing import Generic, TypeVar
 
 from workers.batching import BatchWriter
@@ -16,6 +18,7 @@ logger = logging.getLogger("relay.worker")
 
 BATCH = 500  # items claimed per round trip at most
 ERROR_SLEEP = 1.0  # after Redis failed to answer a claim
+AHEAD_SECONDS = 0.25  # claimed items wait this long at most, at the loop's pace (`ahead`)
 
 
 class ClaimLoop(Generic[Item, Written]):
@@ -24,18 +27,28 @@ class ClaimLoop(Generic[Item, Written]):
 
     Subclasses say how to claim, handle and write. A handler that fails loses
     nothing: its claim's lease runs out and the item comes due again.
+
+    A loop with `ahead` set also claims items for slots still busy: they wait
+    in order and the first slot to free takes the next. Claims are then fewer
+    and larger (each claim costs a round trip and a call per shard, however
+    few it takes), bounded by time: no more wait than the loop finishes in
+    AHEAD_SECONDS at its current pace.
     """
 
     name = "loop"
     idle_sleep = 0.05  # seconds between claims when nothing is due
+    ahead = False  # claim for busy slots too (see above)
+    full_claim = 1  # with `ahead`: a claim waits until this many fit, unless a slot is idle
 
     def __init__(self, *, concurrency: int, call_timeout: float) -> None:
         self.concurrency = concurrency
         self.call_timeout = call_timeout  # how long one handler may take, at most
-        self.in_flight = 0
+        self.in_flight = 0  # slots busy
+        self.waiting: collections.deque[Item] = collections.deque()  # claimed, no slot yet
         self.writer: BatchWriter[Written] = BatchWriter(self.write)
         # Set by whoever just made work for this loop in this process: ends an idle sleep.
         self.wake = asyncio.Event()
+        self._pace = Pace()
 
     async def claim(self, limit: int) -> list[Item]:
         raise NotImplementedError
@@ -46,34 +59,45 @@ class ClaimLoop(Generic[Item, Written]):
     async def write(self, batch: list[Written]) -> None:
         raise NotImplementedError
 
+    def room(self) -> int:
+        """How many items the next claim may take now; 0 to wait for a slot first."""
+        ahead = min(self.concurrency, self._pace.per_second(AHEAD_SECONDS)) if self.ahead else 0
+        room = min(self.concurrency + ahead - self.in_flight - len(self.waiting), BATCH)
+        idle_slot = self.in_flight < self.concurrency  # and so nothing waits
+        if room <= 0 or (room < self.full_claim and not idle_slot):
+            return 0
+        return room
+
     async def run(self, stopping: asyncio.Event) -> None:
         # The writer has its own stop: it must outlive the calls still in flight.
         writer_stop = asyncio.Event()
         writer = asyncio.create_task(self.writer.run(writer_stop))
-        tasks: set[asyncio.Task[None]] = set()
+        slots: set[asyncio.Task[None]] = set()
         try:
             while not stopping.is_set():
-                free = min(self.concurrency - self.in_flight, BATCH)
-                if free <= 0:
+                limit = self.room()
+                if limit <= 0:
                     await asyncio.sleep(0.005)
                     continue
                 try:
-                    claimed = await self.claim(free)
+                    claimed = await self.claim(limit)
                 except Exception as exc:  # Redis away: wait and try again
                     logger.warning("%s: claim failed: %s", self.name, exc)
                     await sleep_unless(stopping, ERROR_SLEEP)
                     continue
-                for item in claimed:
+                self.waiting.extend(claimed)
+                while self.waiting and self.in_flight < self.concurrency:
                     self.in_flight += 1
-                    task = asyncio.create_task(self._handle(item))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if len(claimed) < free:
+                    slot = asyncio.create_task(self._slot(self.waiting.popleft()))
+                    slots.add(slot)
+                    slot.add_done_callback(slots.discard)
+                if len(claimed) < limit:
                     await self._idle(stopping)
         finally:
-            # Finish what was started (bounded by the call timeout), then write it.
-            if tasks:
-                await asyncio.wait(tasks, timeout=self.call_timeout + 1)
+            # Finish what was started and what waits for it (bounded by the call
+            # timeout: the rest comes back when its lease ends), then write it.
+            if slots:
+                await asyncio.wait(slots, timeout=self.call_timeout + 1)
             writer_stop.set()
             await writer
 
@@ -108,15 +132,42 @@ class ClaimLoop(Generic[Item, Written]):
                 waiter.cancel()
         self.wake.clear()
 
-    async def _handle(self, item: Item) -> None:
+    async def _slot(self, item: Item) -> None:
+        """One slot: handles its item, then whatever waits, until nothing does."""
         try:
-            await self.handle(item)
-        except Exception:
-            logger.exception(
-                "%s: handling %r failed; its lease will bring it back", self.name, item
-            )
+            while True:
+                try:
+                    await self.handle(item)
+                except Exception:
+                    logger.exception(
+                        "%s: handling %r failed; its lease will bring it back", self.name, item
+                    )
+                self._pace.count()
+                if not self.waiting:
+                    return
+                item = self.waiting.popleft()
         finally:
             self.in_flight -= 1
+
+
+class Pace:
+    """How many items a loop finishes per second, over the last second or so."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._since = time.monotonic()
+        self._rate = 0.0
+
+    def count(self) -> None:
+        self._count += 1
+
+    def per_second(self, seconds: float) -> int:
+        """About how many items the loop finishes in `seconds`, at its current pace."""
+        now = time.monotonic()
+        if now - self._since >= 1.0:
+            self._rate = self._count / (now - self._since)
+            self._count, self._since = 0, now
+        return int(self._rate * seconds)
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -41,6 +41,7 @@ def step_for(
 
 class Poller(ClaimLoop[ClaimedPoll, Outcome]):
     name = "poller"
+    ahead = True  # polls are many and short: claims for busy slots cut claims per poll
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
         self.task_deadline = task_deadline
         self.lease = lease
         self.recorder = recorder
+        self.full_claim = queue.full_claim
         # Called once an outcome that made events is written (the deliverer's wake-up).
         self.on_events: Callable[[], None] = lambda: None
         # True until this process's first good answer, so that a worker restarted

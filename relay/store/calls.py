@@ -17,7 +17,7 @@ from relay.store.redis import Client
 class Call:
     script: AsyncScript
     keys: Sequence[str]
-    args: Sequence[str | int | float]
+    args: Sequence[str | int | float | bytes]
 
 
 async def run(client: Client, calls: Sequence[Call]) -> list[Any]:

@@ -70,6 +70,7 @@ Global:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import uuid
 import zlib
@@ -134,6 +135,7 @@ _DUE_BUCKETS = [
 ]
 
 
+@functools.lru_cache(maxsize=16384)
 def due_bucket_of(task_id: str) -> int:
     """Which of its shard's buckets holds the task: by a hash of its id, as the Lua of
     relay.store.scripts._DUE computes it (a UUID's own bytes would not do: v1 and v7
@@ -232,11 +234,15 @@ def tenant_tasks(tenant: str) -> str:
     return tenant_prefix(tenant) + "tasks"
 
 
+# A worker turns each id it polls back and forth a few times within a poll: remembering
+# the last few thousand costs little and spares parsing a UUID each time.
+@functools.lru_cache(maxsize=16384)
 def compact_id(task_id: str) -> str:
     """A task id (a UUID) in 22 characters: its 16 bytes in URL-safe base64."""
     return base64.urlsafe_b64encode(uuid.UUID(task_id).bytes)[:22].decode()
 
 
+@functools.lru_cache(maxsize=16384)
 def full_id(compact: str) -> str:
     """The task id (a UUID, as registered) of a `compact_id`."""
     return str(uuid.UUID(bytes=base64.urlsafe_b64decode(compact + "==")))

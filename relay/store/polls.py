@@ -8,6 +8,8 @@ import time
 import uuid
 from collections import defaultdict
 
+import msgspec
+
 from relay.core.lifecycle import Step
 from relay.core.model import Event, TaskState
 from relay.store import keys, scripts
@@ -56,6 +58,9 @@ class Applied:
 
 # Below this many tokens per shard, a claim asks every shard first (see _claim_scarce).
 SCARCE = 4
+# Above it, a claim takes at least this many of each shard it calls (see _claim_plenty):
+# each call names all of a shard's schedule, whatever it takes.
+PLENTY = 32
 
 
 class PollQueue:
@@ -80,29 +85,45 @@ class PollQueue:
         self._signal = script(redis, scripts.SIGNAL)
         self._drop = script(redis, scripts.DROP_DUE)
         self._turn = itertools.count()
+        # Claims of this many or more cost one call per shard; smaller ones two (a peek
+        # of every shard first, to share them fairly): a loop claiming ahead waits for this.
+        self.full_claim = SCARCE * keys.SHARDS
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
         """Due tasks, and whether the shared rate limit held back others that were due."""
+        due = await self._due_shards(now)
+        if not due:
+            return [], False
         bucket = [keys.UPSTREAM_BUCKET, keys.UPSTREAM_PAUSED]
         tokens = int(await self._take(keys=bucket, args=[to_ms(now), limit, self.rate, self.burst]))
         if tokens < 0:
             return [], False  # the upstream is paused
         if tokens == 0:
-            return [], await self._any_due(now)
+            return [], True
         if tokens < SCARCE * keys.SHARDS:
-            claimed, more = await self._claim_scarce(tokens, lease, now)
+            claimed, more = await self._claim_scarce(due, tokens, lease, now)
         else:
-            claimed, more = await self._claim_plenty(tokens, lease, now)
+            claimed, more = await self._claim_plenty(due, tokens, lease, now)
         left = tokens - len(claimed)
         if left > 0:
             await self._refund(keys=[keys.UPSTREAM_BUCKET], args=[left, self.burst])
         return claimed, more and tokens < limit
 
+    async def _due_shards(self, now: float) -> list[int]:
+        """The shards with a task due: a bucket whose head (its earliest) is."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.zcount(keys.due_heads(shard), "-inf", to_ms(now))
+            counts = await pipe.execute()
+        return [shard for shard, count in enumerate(counts) if int(count)]
+
     async def _claim_plenty(
-        self, tokens: int, lease: float, now: float
+        self, due: list[int], tokens: int, lease: float, now: float
     ) -> tuple[list[ClaimedPoll], bool]:
-        """Tokens enough for a few per shard: an even share each (each shard shares its
-        own fairly among its tenants), then what is left for the shards that had more."""
+        """Tokens enough for many per shard: a share of at least PLENTY each from as
+        few of the shards with something due as that takes, in turn (each shard shares
+        its own fairly among its tenants; a shard is an even sample of every tenant's
+        tasks), then what is left from the others."""
 
         async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedPoll], bool]]:
             calls = [self._call(shard, now, n, lease, "take") for shard, n in shares.items()]
@@ -112,16 +133,16 @@ class PollQueue:
                 (found, bool(int(reply[2]))) for found, reply in zip(claimed, replies, strict=True)
             ]
 
-        return await claim_over_shards(tokens, self._turn, take)
+        return await claim_over_shards(tokens, self._turn, take, due, PLENTY)
 
     async def _claim_scarce(
-        self, tokens: int, lease: float, now: float
+        self, due: list[int], tokens: int, lease: float, now: float
     ) -> tuple[list[ClaimedPoll], bool]:
-        """Fewer tokens than shards could share fairly: every shard names its fair pick
-        (taking none), the picks are shared among all tenants one task each in turn,
-        then each shard takes the ones chosen of it."""
+        """Fewer tokens than shards could share fairly: every shard with something due
+        names its fair pick (taking none), the picks are shared among all tenants one
+        task each in turn, then each shard takes the ones chosen of it."""
         peek = min(tokens, 2 * SCARCE)
-        shards = range(keys.SHARDS)
+        shards = due
         peeks = await run(self.redis, [self._call(s, now, peek, lease, "peek") for s in shards])
         found: defaultdict[str, list[tuple[float, int, str]]] = defaultdict(list)
         for shard, (flat, _more) in zip(shards, peeks, strict=True):
@@ -203,14 +224,6 @@ class PollQueue:
         ]
         await run(self.redis, calls)
 
-    async def _any_due(self, now: float) -> bool:
-        """Whether any shard has a task due: a bucket whose head (its earliest) is."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(keys.SHARDS):
-                pipe.zcount(keys.due_heads(shard), "-inf", to_ms(now))
-            counts = await pipe.execute()
-        return any(int(c) for c in counts)
-
     async def apply(self, outcomes: list[Outcome], now: float) -> Applied:
         """Write outcomes in one script call; each answers 'ok', 'lost', 'conflict' or
         'error' (that one failed; the others were written all the same)."""
@@ -219,18 +232,21 @@ class PollQueue:
         by_shard = grouped(range(len(outcomes)), lambda i: keys.shard_of(outcomes[i].task_id))
         calls = []
         for shard, indexes in by_shard:
-            args: list[str | int | float] = [
+            call_keys = keys.apply_keys(shard)
+            packed: list[list[str | int]] = []
+            for index in indexes:
+                task_id = outcomes[index].task_id
+                call_keys += (keys.task(task_id), keys.due_bucket(task_id))
+                # The record's index in KEYS (Lua counts from 1), then its values.
+                packed.append([len(call_keys) - 1, *self._args(outcomes[index], now)])
+            # One argument for all of them: redis-py packs each argument in Python.
+            args: list[str | int | float | bytes] = [
                 to_ms(now),
                 self.retention,
                 keys.FINALS,
                 keys.DUE_BUCKETS,
+                _PACK(packed),
             ]
-            call_keys = keys.apply_keys(shard)
-            for index in indexes:
-                task_id = outcomes[index].task_id
-                call_keys += (keys.task(task_id), keys.due_bucket(task_id))
-                args.append(len(call_keys) - 1)  # the record's index in KEYS (from 1)
-                args.extend(self._args(outcomes[index], now))
             calls.append(Call(self._apply, call_keys, args))
         answers: list[str] = [""] * len(outcomes)
         skipped: list[tuple[str, str]] = []
@@ -250,7 +266,7 @@ class PollQueue:
         """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
         await self._quota.release(tenant for _, tenant in pairs)
 
-    def _args(self, outcome: Outcome, now: float) -> list[str | int | float]:
+    def _args(self, outcome: Outcome, now: float) -> list[str | int]:
         step = outcome.step
         state = step.state
         next_due: str | int = ""
@@ -264,17 +280,18 @@ class PollQueue:
                 Event(type=step.event, at=now, state=state, polls=outcome.polls_after),
                 final=step.delay is None,
             )
+        # Strings, as Lua compares them (ARGV values were strings before they were packed).
         return [
             keys.compact_id(outcome.task_id),
-            "" if outcome.lease is None else outcome.lease,
+            "" if outcome.lease is None else str(outcome.lease),
             outcome.raw_state,
             dump_state(state),
-            1 if outcome.count_poll else 0,
-            next_due,
+            "1" if outcome.count_poll else "0",
+            str(next_due),
             step.event or "",
             event_id,
             event_json,
-            "" if outcome.signals_after is None else outcome.signals_after,
+            "" if outcome.signals_after is None else str(outcome.signals_after),
         ]
 
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
@@ -305,6 +322,9 @@ class PollQueue:
     async def unauthorized_since(self) -> float | None:
         raw = await self.redis.get(keys.UPSTREAM_UNAUTHORIZED)
         return int(raw) / 1000 if raw else None
+
+
+_PACK = msgspec.msgpack.Encoder().encode  # read by Lua's cmsgpack (APPLY)
 
 
 def _pair(value: object) -> tuple[str, str]:

@@ -107,8 +107,9 @@ class TaskRecord:
     @property
     def calls_back(self) -> bool:
         """Every registration said the upstream calls back (false with none)."""
-        tenants = self.tenants()
-        return bool(tenants) and all("u:" + t in self.fields for t in tenants)
+        fields = self.fields
+        tenants = [name[2:] for name in fields if name.startswith("r:")]
+        return bool(tenants) and all("u:" + t in fields for t in tenants)
 
     @property
     def signals(self) -> int:

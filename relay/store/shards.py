@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from relay.store import keys
 from relay.store.redis import Client
 
 T = TypeVar("T")
+ROUNDS = 3  # of claims over the shards, at most, for one batch
 K = TypeVar("K", bound=Hashable)
 
 
@@ -31,16 +32,25 @@ async def claim_over_shards(
     total: int,
     turns: Iterator[int],
     claim: Callable[[dict[int, int]], Awaitable[list[tuple[list[T], bool]]]],
+    shards: Sequence[int] | None = None,
+    min_share: int = 1,
 ) -> tuple[list[T], bool]:
-    """Up to `total` items from every shard: an even share of it each, then what is left
-    for the shards that had more. `claim(shares)` takes `shares[shard]` items of each
-    shard named and answers, in that order, what each gave and whether it had more.
-    Returns the items and whether a shard still had more."""
+    """Up to `total` items from the `shards` that may have some (by default every one).
+    First from as many of them as each get a share of at least `min_share` (taken from
+    a rotating start, so each has its turn), then what is left from the ones that had
+    more and the ones not asked yet, then from those that still had more (three
+    rounds at most: each is a round trip). `claim(shares)` takes `shares[shard]` items of
+    each shard named and answers, in that order, what each gave and whether it had
+    more. Returns the items and whether a shard may still have more."""
+    pending = list(range(keys.SHARDS)) if shards is None else list(shards)
+    if not pending or total <= 0:
+        return [], bool(pending)
+    start = next(turns) % len(pending)
+    pending = pending[start:] + pending[:start]
     claimed: list[T] = []
-    fuller = list(range(keys.SHARDS))
-    left, more = total, False
-    for _ in range(2):
-        shares = split(left, fuller, next(turns))
+    left, asking = total, max(1, total // min_share)
+    for _ in range(ROUNDS):
+        shares = split(left, pending[:asking], next(turns))
         if not shares:
             break
         fuller = []
@@ -49,8 +59,9 @@ async def claim_over_shards(
             left -= len(found)
             if had_more:
                 fuller.append(shard)
-        more = bool(fuller)
-    return claimed, more
+        pending = fuller + [shard for shard in pending if shard not in shares]
+        asking = len(pending)
+    return claimed, bool(pending)
 
 
 def round_robin(by_tenant: dict[str, list[T]], count: int, turn: int) -> list[T]:
