@@ -115,7 +115,8 @@ def shared_groups() -> list[list[str]]:
     return [
         [bucket for shard in shards for bucket in keys.due_buckets(shard)],
         [keys.due_heads(shard) for shard in shards],
-        [keys.fair(shard) for shard in shards],
+        [bucket for shard in shards for bucket in keys.fair_buckets(shard)],
+        [keys.fair_masks(shard) for shard in shards],
         [keys.fair_counts(shard) for shard in shards],
         [keys.delivery_due(shard) for shard in shards],
         [keys.tenant_tasks(TENANT)],

@@ -27,10 +27,13 @@ Per shard (`shard_prefix(k)` = `relay:{s<k>}:`):
                              hash picking one (`due_bucket`), so each stays small enough
                              for Redis' compact encoding (see relay.store.scripts._DUE)
   due_heads            zset  bucket number -> its earliest time (kept exact by every write)
-  fair                 zset  '<tenant> <due ms> <task id>' at score 0: each tenant's tasks
+  fair:<b>             zset  '<tenant> <due ms> <task id>' at score 0: each tenant's tasks
                              by due time, read to share the rate fairly when more is due
-                             than it allows (CLAIM_POLLS)
-  fair_counts          hash  tenant -> its members in `fair`
+                             than it allows (CLAIM_POLLS); in parts like the schedule, a
+                             task's members in the part of its schedule bucket's number
+  fair_masks           hash  tenant -> which parts of `fair` hold its members (one
+                             character per part, '1' or '0')
+  fair_counts          hash  tenant -> its members in `fair` (its tracked tasks here)
   due_turn             string which tenant the next contended claim starts with
   dlv_due              zset  delivery id -> next attempt time (ms); only the head of each
                              subscription's outbox is in it; claimed the same way
@@ -147,8 +150,23 @@ def due_bucket(task_id: str) -> str:
     return due_buckets(shard_of(task_id))[due_bucket_of(task_id)]
 
 
-def fair(shard: int) -> str:
-    return shard_prefix(shard) + "fair"
+def fair_buckets(shard: int) -> list[str]:
+    """The shard's fair queue, part by part: a task's members are in the part of the
+    schedule's bucket number (`due_bucket_of`)."""
+    return _FAIR_BUCKETS[shard]
+
+
+_FAIR_BUCKETS = [
+    [f"{shard_prefix(shard)}fair:{b}" for b in range(DUE_BUCKETS)] for shard in range(SHARDS)
+]
+
+
+def fair_bucket(task_id: str) -> str:
+    return fair_buckets(shard_of(task_id))[due_bucket_of(task_id)]
+
+
+def fair_masks(shard: int) -> str:
+    return shard_prefix(shard) + "fair_masks"
 
 
 def fair_counts(shard: int) -> str:
@@ -164,28 +182,30 @@ def delivery_due(shard: int) -> str:
 
 
 def claim_keys(shard: int) -> list[str]:
-    """The KEYS of CLAIM_POLLS: the shard's schedule heads, fair queue and counts,
-    turn, then its schedule's buckets."""
+    """The KEYS of CLAIM_POLLS: the shard's schedule heads, fair queue masks and
+    counts, turn, then its schedule's buckets and its fair queue's parts."""
     return [
         due_heads(shard),
-        fair(shard),
+        fair_masks(shard),
         fair_counts(shard),
         due_turn(shard),
         *due_buckets(shard),
+        *fair_buckets(shard),
     ]
 
 
 def apply_keys(shard: int) -> list[str]:
-    """The KEYS APPLY takes first: the shard's schedule heads, fair queue and counts,
-    and delivery queue (each task's record and schedule bucket follow)."""
-    return [due_heads(shard), fair(shard), fair_counts(shard), delivery_due(shard)]
+    """The KEYS APPLY takes first: the shard's schedule heads, fair queue masks and
+    counts, and delivery queue (each task's record, schedule bucket and fair queue part
+    follow)."""
+    return [due_heads(shard), fair_masks(shard), fair_counts(shard), delivery_due(shard)]
 
 
 def shard_queues(shard: int) -> list[str]:
     """The queues a script writing tasks of the shard takes first in KEYS: APPLY's
-    (the schedule's heads, the fair queue and counts, the delivery queue), then every
-    one of the schedule's buckets."""
-    return [*apply_keys(shard), *due_buckets(shard)]
+    (the schedule's heads, the fair queue's masks and counts, the delivery queue),
+    then every one of the schedule's buckets, then every part of the fair queue."""
+    return [*apply_keys(shard), *due_buckets(shard), *fair_buckets(shard)]
 
 
 def task_keys(task_id: str) -> list[str]:
@@ -195,9 +215,16 @@ def task_keys(task_id: str) -> list[str]:
 
 def signal_keys(task_id: str) -> list[str]:
     """The KEYS of SIGNAL: the task's record, its shard's schedule heads, fair queue
-    and counts, then its schedule's buckets."""
+    masks and counts, then its schedule's buckets and its fair queue's parts."""
     shard = shard_of(task_id)
-    return [task(task_id), due_heads(shard), fair(shard), fair_counts(shard), *due_buckets(shard)]
+    return [
+        task(task_id),
+        due_heads(shard),
+        fair_masks(shard),
+        fair_counts(shard),
+        *due_buckets(shard),
+        *fair_buckets(shard),
+    ]
 
 
 def fair_member_bounds(tenant: str, upto_ms: int) -> tuple[str, str]:

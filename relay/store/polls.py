@@ -236,9 +236,13 @@ class PollQueue:
             packed: list[list[str | int]] = []
             for index in indexes:
                 task_id = outcomes[index].task_id
-                call_keys += (keys.task(task_id), keys.due_bucket(task_id))
+                call_keys += (
+                    keys.task(task_id),
+                    keys.due_bucket(task_id),
+                    keys.fair_bucket(task_id),
+                )
                 # The record's index in KEYS (Lua counts from 1), then its values.
-                packed.append([len(call_keys) - 1, *self._args(outcomes[index], now)])
+                packed.append([len(call_keys) - 2, *self._args(outcomes[index], now)])
             # One argument for all of them: redis-py packs each argument in Python.
             args: list[str | int | float | bytes] = [
                 to_ms(now),

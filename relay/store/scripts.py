@@ -109,10 +109,13 @@ _DUE = (
 -- Bucket number -> its key, for the buckets this call names in KEYS: all of them from
 -- DUE0 on (name_all_buckets), or, where each task's key is followed by its bucket's
 -- (APPLY), only those its tasks are in.
-local BUCKET = {}
+local BUCKET, FAIR_PART = {}, {}  -- the same for the fair queue's parts (_FAIR)
 
 local function name_all_buckets()
-  for index = 0, DUE_BUCKETS - 1 do BUCKET[index] = KEYS[DUE0 + index] end
+  for index = 0, DUE_BUCKETS - 1 do
+    BUCKET[index] = KEYS[DUE0 + index]
+    FAIR_PART[index] = KEYS[DUE0 + DUE_BUCKETS + index]
+  end
 end
 
 local BUCKET_OF = {}  -- task id -> its bucket number: a write asks for it several times
@@ -126,11 +129,16 @@ local function bucket_of(id)
   return index
 end
 
-local function due_key(id)
+-- The key of a task's bucket (BUCKET) or part (FAIR_PART), and its number.
+local function named(table_of, what, id)
   local index = bucket_of(id)
-  local key = BUCKET[index]
-  if not key then error('the schedule bucket of ' .. id .. ' is not in KEYS') end
+  local key = table_of[index]
+  if not key then error('the ' .. what .. ' of ' .. id .. ' is not in KEYS') end
   return key, index
+end
+
+local function due_key(id)
+  return named(BUCKET, 'schedule bucket', id)
 end
 
 local function due_score(id)
@@ -210,38 +218,68 @@ end
 """
 )
 
-# The fair queue of a shard: every tenant's tracked tasks by due time, one sorted set
-# of members '<tenant> <due ms, 13 digits> <task id>' at score 0, read by range of
-# tenant and time when more polls are due than the rate allows (CLAIM_POLLS). A
-# hash counts each tenant's members. A task's members are all at its record's `fd`.
+# The fair queue of a shard: every tenant's tracked tasks by due time, members
+# '<tenant> <due ms, 13 digits> <task id>' at score 0, read by range of tenant and
+# time when more polls are due than the rate allows (CLAIM_POLLS). Kept in parts as
+# the schedule is, a task's members in the part of its schedule bucket's number (the
+# parts follow the buckets in KEYS), so that each stays a listpack; FAIR_MASKS says
+# which parts hold a tenant's members, so that a read of one tenant visits only
+# those. FAIR_COUNTS counts each tenant's members. A task's members are all at its
+# record's `fd`.
 _FAIR = """
 local function fair_member(tenant, ms, id)
   return tenant .. ' ' .. string.format('%013d', tonumber(ms)) .. ' ' .. id
 end
 
+-- The fair queue's part a task's members are in (the schedule's bucket number).
+local function fair_key(id)
+  return named(FAIR_PART, 'fair queue part', id)
+end
+
 local function fair_count(tenant, delta)
   if delta ~= 0 and redis.call('HINCRBY', FAIR_COUNTS, tenant, delta) <= 0 then
     redis.call('HDEL', FAIR_COUNTS, tenant)
+    redis.call('HDEL', FAIR_MASKS, tenant)
+  end
+end
+
+-- Which parts hold a tenant's members: one character per part, '1' set as a member
+-- goes in, '0' again when a read finds none of the tenant's there.
+local function mask_mark(tenant, index, bit)
+  local mask = redis.call('HGET', FAIR_MASKS, tenant) or string.rep('0', DUE_BUCKETS)
+  if string.sub(mask, index + 1, index + 1) ~= bit then
+    mask = string.sub(mask, 1, index) .. bit .. string.sub(mask, index + 2)
+    redis.call('HSET', FAIR_MASKS, tenant, mask)
   end
 end
 
 local function fair_add(tenant, ms, id)
-  fair_count(tenant, redis.call('ZADD', FAIR, 0, fair_member(tenant, ms, id)))
+  local key, index = fair_key(id)
+  local added = redis.call('ZADD', key, 0, fair_member(tenant, ms, id))
+  if added > 0 then mask_mark(tenant, index, '1') end
+  fair_count(tenant, added)
 end
 
 local function fair_rem(tenant, ms, id)
-  fair_count(tenant, -redis.call('ZREM', FAIR, fair_member(tenant, ms, id)))
+  local key = fair_key(id)
+  fair_count(tenant, -redis.call('ZREM', key, fair_member(tenant, ms, id)))
 end
 
 -- Every tenant of the task to `ms` in the fair queue (nil: out of it).
 local function fair_move(T, id, ms)
   local old = T.fd
   if old and ms and tonumber(old) == tonumber(ms) then return end
+  local key, index = fair_key(id)
   for _, tenant in ipairs(tenants_of(T)) do
-    local delta = 0
-    if old then delta = delta - redis.call('ZREM', FAIR, fair_member(tenant, old, id)) end
-    if ms then delta = delta + redis.call('ZADD', FAIR, 0, fair_member(tenant, ms, id)) end
-    fair_count(tenant, delta)
+    local removed = 0
+    if old then removed = redis.call('ZREM', key, fair_member(tenant, old, id)) end
+    local added = 0
+    if ms then
+      added = redis.call('ZADD', key, 0, fair_member(tenant, ms, id))
+      -- A member moved within its part leaves the mask as it was (marked).
+      if added > 0 and removed == 0 then mask_mark(tenant, index, '1') end
+    end
+    fair_count(tenant, added - removed)
   end
   if ms then T.fd = string.format('%d', tonumber(ms)) else T.fd = nil end
 end
@@ -386,8 +424,9 @@ end
 
 _TASK = _RECORD + _DUE + _FAIR + _DELIVERIES + _FAN_OUT
 
-# KEYS: the task's record, its shard's poll schedule heads, fair queue, fair counts,
-#       delivery queue, then its poll schedule's buckets (keys.task_keys)
+# KEYS: the task's record, its shard's poll schedule heads, fair queue masks, fair
+#       counts, delivery queue, then its poll schedule's buckets and its fair queue's
+#       parts (keys.task_keys)
 # ARGV: task_id, tenant, registration JSON, initial state JSON, now (ms, the
 #       registration's time), upstream webhook (1: the upstream calls back for this
 #       registration, else 0), may track (1: the tenant's quota has room for it, see
@@ -404,8 +443,8 @@ _TASK = _RECORD + _DUE + _FAIR + _DELIVERIES + _FAN_OUT
 # final (it is not tracked: it costs no quota).
 REGISTER = (
     """
-local KEY, HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local DUE0, DUE_BUCKETS = 6, #KEYS - 5
+local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local DUE0, DUE_BUCKETS = 6, (#KEYS - 5) / 2
 """
     + _TASK
     + """
@@ -559,8 +598,8 @@ return {trimmed, redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])}
 # and, unless it was final (its place went then), gives back its place in the quota.
 UNREGISTER = (
     """
-local KEY, HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local DUE0, DUE_BUCKETS = 6, #KEYS - 5
+local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local DUE0, DUE_BUCKETS = 6, (#KEYS - 5) / 2
 """
     + _TASK
     + """
@@ -619,8 +658,8 @@ redis.call('HSET', KEYS[1], 'tokens', math.min(tonumber(ARGV[2]), tokens + tonum
 return 1
 """
 
-# KEYS: one shard's poll schedule heads, fair queue, fair counts and turn, then its
-#       poll schedule's buckets (keys.claim_keys)
+# KEYS: one shard's poll schedule heads, fair queue masks, fair counts and turn, then
+#       its poll schedule's buckets and its fair queue's parts (keys.claim_keys)
 # ARGV: now, limit (tokens taken for this shard, TAKE_TOKENS), lease ms,
 #       mode: 'take' (up to `limit` due tasks, shared fairly among tenants), 'peek'
 #       (which those would be, taking none) or 'ids' (the task ids that follow, those
@@ -632,8 +671,8 @@ return 1
 # peek returns {{task_id, tenant, due ms, ...}, more}.
 CLAIM_POLLS = (
     """
-local HEADS, FAIR, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DUE0, DUE_BUCKETS = 5, #KEYS - 4
+local HEADS, FAIR_MASKS, FAIR_COUNTS, TURN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local DUE0, DUE_BUCKETS = 5, (#KEYS - 4) / 2
 """
     + _DUE
     + _FAIR
@@ -652,6 +691,25 @@ end
 -- leaves the rest to the others; a task shared by tenants counts once). The fair
 -- queue's times may be stale (a claim's lease is kept in the schedule only): the
 -- schedule says whether a task is due; members of tasks it no longer has are dropped.
+-- The buckets with a task due, earliest head first, and each one's head (a bucket
+-- not due: never), read once per claim.
+local HEAD_OF, DUE_ORDER
+local function due_order()
+  if not DUE_ORDER then
+    HEAD_OF, DUE_ORDER = {}, {}
+    local flat = redis.call('ZRANGEBYSCORE', HEADS, '-inf', now, 'WITHSCORES')
+    for i = 1, #flat, 2 do
+      local index = tonumber(flat[i])
+      HEAD_OF[index], DUE_ORDER[#DUE_ORDER + 1] = tonumber(flat[i + 1]), index
+    end
+  end
+  return DUE_ORDER
+end
+local function head_of(index)
+  due_order()
+  return HEAD_OF[index] or math.huge
+end
+
 local function fair_pick(count)
   local tenants = redis.call('HKEYS', FAIR_COUNTS)
   if #tenants == 0 then return {} end
@@ -668,31 +726,67 @@ local function fair_pick(count)
   local queues = {}
   for i = 1, #tenants do
     local tenant = tenants[(start + i - 1) % #tenants + 1]
+    -- Its parts whose schedule bucket has a task due, earliest head first.
+    local mask, parts = redis.call('HGET', FAIR_MASKS, tenant) or '', {}
+    for _, index in ipairs(due_order()) do
+      if string.byte(mask, index + 1) == 49 then parts[#parts + 1] = index end  -- '1'
+    end
     queues[i] = {tenant = tenant, low = '[' .. tenant .. ' ', high = '[' .. tenant .. upto,
-                 buf = {}, pos = 1, offset = 0, pages = 0, open = true}
+                 parts = parts, next = 1, buf = {}, pos = 1, offsets = {}, full = {},
+                 reads = 0}
   end
   local picked, seen, stale = {}, {}, {}
+  -- A tenant's members come from its parts in time order without reading them all:
+  -- parts are read earliest head first (a part's head, the schedule's, is no later
+  -- than any of its tasks still due), and a member goes once no unread part can
+  -- hold an earlier one. One tenant's members sort by time.
+  local function member_ms(q, member)
+    return tonumber(string.sub(member, #q.tenant + 2, #q.tenant + 14))
+  end
+  local function read_part(q, index)
+    local key = FAIR_PART[index]
+    local offset = q.offsets[index] or 0
+    local page = redis.call('ZRANGEBYLEX', key, q.low, q.high, 'LIMIT', offset, count)
+    q.reads, q.offsets[index] = q.reads + 1, offset + #page
+    if #page == count then q.full[#q.full + 1] = index end
+    if #page == 0 and offset == 0 and
+        redis.call('ZLEXCOUNT', key, q.low, '[' .. q.tenant .. ' ~') == 0 then
+      mask_mark(q.tenant, index, '0')  -- none of the tenant's left in this part
+    end
+    local rest = {}
+    for i = q.pos, #q.buf do rest[#rest + 1] = q.buf[i] end
+    for _, member in ipairs(page) do rest[#rest + 1] = {member, key} end
+    table.sort(rest, function(a, b) return a[1] < b[1] end)
+    q.buf, q.pos = rest, 1
+  end
   local function next_of(q)
     while true do
-      if q.pos > #q.buf then
-        -- A few pages at most per claim: members of claims in flight are skipped.
-        if not q.open or q.pages >= 4 then return nil end
-        q.buf = redis.call('ZRANGEBYLEX', FAIR, q.low, q.high, 'LIMIT', q.offset, count)
-        q.pages, q.pos, q.offset = q.pages + 1, 1, q.offset + #q.buf
-        if #q.buf < count then q.open = false end
-        if #q.buf == 0 then return nil end
+      -- Reads at most 16 parts per claim: members of claims in flight are skipped.
+      while q.next <= #q.parts and q.reads < 16 do
+        local index = q.parts[q.next]
+        local best = q.buf[q.pos]
+        if best and member_ms(q, best[1]) <= head_of(index) then break end
+        read_part(q, index)
+        q.next = q.next + 1
       end
-      local member = q.buf[q.pos]
-      q.pos = q.pos + 1
-      local id = string.match(member, '^%S+ %d+ (%S+)$')
-      if id and not seen[id] then
-        local score = due_score(id)
-        if not score then
-          stale[#stale + 1] = {q.tenant, member}
-        elseif tonumber(score) <= now then
-          seen[id] = true
-          OWNER[id], SCORE[id] = q.tenant, score
-          return id
+      if q.pos > #q.buf then
+        -- Every part read once: further pages of those that had more, in turn.
+        local index = table.remove(q.full, 1)
+        if not index or q.reads >= 16 then return nil end
+        read_part(q, index)
+      else
+        local member, key = q.buf[q.pos][1], q.buf[q.pos][2]
+        q.pos = q.pos + 1
+        local id = string.match(member, '^%S+ %d+ (%S+)$')
+        if id and not seen[id] then
+          local score = due_score(id)
+          if not score then
+            stale[#stale + 1] = {q.tenant, member, key}
+          elseif tonumber(score) <= now then
+            seen[id] = true
+            OWNER[id], SCORE[id] = q.tenant, score
+            return id
+          end
         end
       end
     end
@@ -724,7 +818,8 @@ local function fair_pick(count)
     end
   end
   for _, entry in ipairs(stale) do
-    fair_count(entry[1], -redis.call('ZREM', FAIR, entry[2]))
+    local key = entry[3]
+    fair_count(entry[1], -redis.call('ZREM', key, entry[2]))
   end
   return picked
 end
@@ -777,15 +872,15 @@ return 1
 """
 )
 
-# KEYS: one shard's poll schedule heads, fair queue, fair counts and delivery queue
-#       (keys.apply_keys), then for each task written its record and the schedule
-#       bucket it is in (keys.task, keys.due_bucket): a call names only the buckets
-#       its tasks need, not all of them
+# KEYS: one shard's poll schedule heads, fair queue masks and counts and delivery
+#       queue (keys.apply_keys), then for each task written its record, the schedule
+#       bucket and the fair queue part it is in (keys.task, .due_bucket, .fair_bucket):
+#       a call names only the buckets its tasks need, not all of them
 # ARGV: now, retention ms, the channel of finals (keys.FINALS), how many buckets the
 #       schedule has (keys.DUE_BUCKETS), then the outcomes in one msgpack array
 #       (redis-py packs every argument in Python: one is cheaper than eleven each),
 #       each 11 values:
-#       the index in KEYS of its task's record (its bucket's is the next), task_id,
+#       the index in KEYS of its task's record (its bucket's and part's follow), task_id,
 #       lease ('' when not from a claim), expected state JSON, new state JSON,
 #       count poll (0/1), next due ms ('' when final), event type ('' for none),
 #       event id, event JSON,
@@ -799,8 +894,9 @@ return 1
 # final (the caller takes it out of the tenant's quota).
 APPLY = (
     """
-local HEADS, FAIR, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])  -- each task's bucket follows its record
+local HEADS, FAIR_MASKS, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Each task's schedule bucket and fair queue part follow its record.
+local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])
 """
     + _TASK
     + """
@@ -852,7 +948,8 @@ end
 
 local replies = {}
 for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
-  BUCKET[bucket_of(o[2])] = KEYS[o[1] + 1]
+  local index = bucket_of(o[2])
+  BUCKET[index], FAIR_PART[index] = KEYS[o[1] + 1], KEYS[o[1] + 2]
   local ok, reply = pcall(apply_one, KEYS[o[1]], o[2], o[3], o[4], o[5], o[6], o[7], o[8],
     o[9], o[10], o[11])
   replies[#replies + 1] = ok and reply or 'error'
@@ -861,8 +958,9 @@ return {replies, SKIPPED, UNTRACKED}
 """
 )
 
-# KEYS: the task's record, its shard's poll schedule heads, fair queue and fair counts,
-#       then its poll schedule's buckets (keys.signal_keys)
+# KEYS: the task's record, its shard's poll schedule heads, fair queue masks and fair
+#       counts, then its poll schedule's buckets and its fair queue's parts
+#       (keys.signal_keys)
 # ARGV: task id, now ms, signals (how many quick re-fetches may follow if the fetch
 #       still answers the old state)
 # The upstream called back for the task: poll it now, within the shared rate
@@ -871,8 +969,8 @@ return {replies, SKIPPED, UNTRACKED}
 # one, else 'signalled'.
 SIGNAL = (
     """
-local KEY, HEADS, FAIR, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DUE0, DUE_BUCKETS = 5, #KEYS - 4
+local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local DUE0, DUE_BUCKETS = 5, (#KEYS - 4) / 2
 """
     + _RECORD
     + _DUE

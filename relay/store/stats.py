@@ -48,13 +48,13 @@ async def snapshot(redis: Client, now: float) -> Snapshot:
             pipe.zrangebyscore(keys.due_heads(shard), "-inf", now_ms)
             pipe.zcard(keys.delivery_due(shard))
             pipe.zcount(keys.delivery_due(shard), "-inf", now_ms)
-            pipe.hkeys(keys.fair_counts(shard))
+            pipe.hgetall(keys.fair_masks(shard))
             for bucket in keys.due_buckets(shard):
                 pipe.zcard(bucket)
         counters, paused, unauthorized, held, *per_shard = await pipe.execute()
     tracked = deliveries = deliveries_due = 0
     due_buckets: list[str] = []
-    due_tenants: list[tuple[int, str]] = []
+    due_tenants: list[tuple[str, str]] = []  # (part of a fair queue, tenant)
     width = 4 + keys.DUE_BUCKETS
     for shard in shards:
         heads, s_deliveries, s_deliveries_due, tenants, *sizes = per_shard[
@@ -64,16 +64,21 @@ async def snapshot(redis: Client, now: float) -> Snapshot:
         due_buckets += [keys.due_buckets(shard)[int(b)] for b in heads]
         deliveries += int(s_deliveries)
         deliveries_due += int(s_deliveries_due)
-        due_tenants += [(shard, tenant) for tenant in tenants]
+        due_tenants += [
+            (keys.fair_buckets(shard)[part], tenant)
+            for tenant, mask in tenants.items()
+            for part, bit in enumerate(mask)
+            if bit == "1"
+        ]
     due = 0
     per_tenant: dict[str, int] = {}
     if due_buckets or due_tenants:
         async with redis.pipeline(transaction=False) as pipe:
             for bucket in due_buckets:
                 pipe.zcount(bucket, "-inf", now_ms)
-            for shard, tenant in due_tenants:
+            for part, tenant in due_tenants:
                 low, high = keys.fair_member_bounds(tenant, now_ms)
-                pipe.zlexcount(keys.fair(shard), low, high)  # type: ignore[no-untyped-call]
+                pipe.zlexcount(part, low, high)  # type: ignore[no-untyped-call]
             counts = await pipe.execute()
         due = sum(int(n) for n in counts[: len(due_buckets)])
         for (_, tenant), count in zip(due_tenants, counts[len(due_buckets) :], strict=True):

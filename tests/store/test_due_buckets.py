@@ -178,3 +178,46 @@ async def test_a_task_whose_record_is_gone_leaves_the_schedule_and_its_head(
     assert claimed == []
     assert await redis.zcard(keys.due_bucket(task_id)) == 0
     assert await redis.zcard(keys.due_heads(keys.shard_of(task_id))) == 0
+
+
+async def test_a_tenants_mask_names_the_parts_of_the_fair_queue_it_is_in(redis: Redis) -> None:
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    ids = [new_id() for _ in range(40)]
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha"))
+    for shard in {keys.shard_of(t) for t in ids}:
+        mask = await redis.hget(keys.fair_masks(shard), "alpha")
+        assert mask is not None and len(mask) == keys.DUE_BUCKETS
+        expected = {keys.due_bucket_of(t) for t in ids if keys.shard_of(t) == shard}
+        assert {i for i, bit in enumerate(mask) if bit == "1"} == expected
+    for task_id in ids:
+        members = await redis.zrangebylex(keys.fair_bucket(task_id), "[alpha ", "[alpha ~")
+        assert [m for m in members if m.endswith(" " + keys.compact_id(task_id))], task_id
+    for task_id in ids:
+        await registry.unregister("alpha", task_id)
+    for shard in range(keys.SHARDS):
+        assert await redis.hget(keys.fair_masks(shard), "alpha") is None, "its count went to 0"
+
+
+async def test_a_claim_clears_a_part_the_tenant_left(redis: Redis) -> None:
+    """A tenant leaves a task it shared: its mark for that part of the fair queue stays
+    until a contended claim finds the part empty of it, then goes."""
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=1, retention=3600)  # a scarce rate: the fair pick
+    now = time.time()
+    shared = new_id()
+    shard, part = keys.shard_of(shared), keys.due_bucket_of(shared)
+    own = next(
+        t
+        for t in (new_id() for _ in range(100_000))
+        if keys.shard_of(t) == shard and keys.due_bucket_of(t) != part
+    )
+    await registry.register(registration(shared, "alpha", registered_at=now))
+    await registry.register(registration(shared, "beta", registered_at=now))
+    # Due after the shared one: the claim reads beta's parts earliest first.
+    await registry.register(registration(own, "beta", registered_at=now + 0.5))
+    await registry.unregister("beta", shared)
+    assert (await redis.hget(keys.fair_masks(shard), "beta"))[part] == "1"
+    await queue.claim(1, 5.0, now + 1)
+    mask = await redis.hget(keys.fair_masks(shard), "beta")
+    assert mask[part] == "0" and mask[keys.due_bucket_of(own)] == "1"
