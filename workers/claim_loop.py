@@ -33,6 +33,10 @@ class ClaimLoop(Generic[Item, Written]):
     and larger (each claim costs a round trip and a call per shard, however
     few it takes), bounded by time: no more wait than the loop finishes in
     AHEAD_SECONDS at its current pace.
+
+    Nothing new is claimed or started while the writer is a whole batch
+    behind (`backlogged`): in a busy process the work would otherwise run
+    ahead of its own results, and the results are what clients wait for.
     """
 
     name = "loop"
@@ -59,8 +63,16 @@ class ClaimLoop(Generic[Item, Written]):
     async def write(self, batch: list[Written]) -> None:
         raise NotImplementedError
 
+    def backlogged(self) -> bool:
+        """More handled than the writer has written, by a whole batch: what is written is
+        the news, so no more is started until the writer catches up (a busy process
+        would otherwise keep starting work while its results wait)."""
+        return len(self.writer) >= BATCH
+
     def room(self) -> int:
         """How many items the next claim may take now; 0 to wait for a slot first."""
+        if self.backlogged():
+            return 0
         ahead = min(self.concurrency, self._pace.per_second(AHEAD_SECONDS)) if self.ahead else 0
         room = min(self.concurrency + ahead - self.in_flight - len(self.waiting), BATCH)
         idle_slot = self.in_flight < self.concurrency  # and so nothing waits
@@ -75,6 +87,7 @@ class ClaimLoop(Generic[Item, Written]):
         slots: set[asyncio.Task[None]] = set()
         try:
             while not stopping.is_set():
+                self._start(slots)  # what waits, in the slots left by a backlog
                 limit = self.room()
                 if limit <= 0:
                     await asyncio.sleep(0.005)
@@ -86,11 +99,7 @@ class ClaimLoop(Generic[Item, Written]):
                     await sleep_unless(stopping, ERROR_SLEEP)
                     continue
                 self.waiting.extend(claimed)
-                while self.waiting and self.in_flight < self.concurrency:
-                    self.in_flight += 1
-                    slot = asyncio.create_task(self._slot(self.waiting.popleft()))
-                    slots.add(slot)
-                    slot.add_done_callback(slots.discard)
+                self._start(slots)
                 if len(claimed) < limit:
                     await self._idle(stopping)
         finally:
@@ -132,8 +141,17 @@ class ClaimLoop(Generic[Item, Written]):
                 waiter.cancel()
         self.wake.clear()
 
+    def _start(self, slots: set[asyncio.Task[None]]) -> None:
+        """Waiting items into free slots, unless the writer is behind."""
+        while self.waiting and self.in_flight < self.concurrency and not self.backlogged():
+            self.in_flight += 1
+            slot = asyncio.create_task(self._slot(self.waiting.popleft()))
+            slots.add(slot)
+            slot.add_done_callback(slots.discard)
+
     async def _slot(self, item: Item) -> None:
-        """One slot: handles its item, then whatever waits, until nothing does."""
+        """One slot: handles its item, then whatever waits, until nothing does (or the
+        writer is a batch behind: the loop starts the rest once it has caught up)."""
         try:
             while True:
                 try:
@@ -143,7 +161,7 @@ class ClaimLoop(Generic[Item, Written]):
                         "%s: handling %r failed; its lease will bring it back", self.name, item
                     )
                 self._pace.count()
-                if not self.waiting:
+                if not self.waiting or self.backlogged():
                     return
                 item = self.waiting.popleft()
         finally:

@@ -108,6 +108,8 @@ def _result(payload: dict[str, Any]) -> Result:
 def _strings(value: Any, *, urls_only: bool = True) -> tuple[str, ...]:
     """A list of strings, or one string as a list of one; other items are skipped."""
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    if not items:
+        return ()  # most answers, on every poll of a task still running
     keep = _url if urls_only else _text
     kept = (keep(item) for item in items)
     found = tuple(item for item in kept if item is not None)[:MAX_ITEMS]

@@ -107,9 +107,13 @@ class TaskRecord:
     @property
     def calls_back(self) -> bool:
         """Every registration said the upstream calls back (false with none)."""
-        fields = self.fields
-        tenants = [name[2:] for name in fields if name.startswith("r:")]
-        return bool(tenants) and all("u:" + t in fields for t in tenants)
+        fields, registered = self.fields, False
+        for name in fields:
+            if name.startswith("r:"):
+                if "u:" + name[2:] not in fields:
+                    return False
+                registered = True
+        return registered
 
     @property
     def signals(self) -> int:

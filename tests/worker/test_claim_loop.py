@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from support.waiting import eventually
-from workers.claim_loop import ClaimLoop
+from workers.claim_loop import BATCH, ClaimLoop
 
 
 class Scripted(ClaimLoop[str, str]):
@@ -79,3 +79,42 @@ async def test_cancelling_the_loop_itself_ends_it() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class SlowWriter(Scripted):
+    """Writes nothing until `release` is set: the writer falls behind."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.release = asyncio.Event()
+        self.handled = 0
+
+    async def handle(self, item: str) -> None:
+        self.handled += 1
+        self.writer.add(item)
+
+    async def write(self, batch: list[str]) -> None:
+        await self.release.wait()
+        self.written += batch
+
+
+async def test_nothing_more_starts_while_the_writer_is_a_batch_behind() -> None:
+    loop = SlowWriter()
+    loop.due = [str(n) for n in range(BATCH + 200)]
+    stopping = asyncio.Event()
+    task = asyncio.create_task(loop.keep_running(stopping))
+
+    async def behind() -> bool:
+        return loop.handled >= BATCH
+
+    await eventually(behind, 5.0, "the loop handled a batch")
+    await asyncio.sleep(0.2)
+    assert loop.handled < BATCH + loop.concurrency, "it went on while nothing was written"
+    loop.release.set()
+
+    async def all_written() -> bool:
+        return sorted(loop.written) == sorted(str(n) for n in range(BATCH + 200))
+
+    await eventually(all_written, 5.0, "the rest handled once the writer caught up")
+    stopping.set()
+    await asyncio.wait_for(task, 5.0)
