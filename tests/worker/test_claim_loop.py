@@ -118,3 +118,37 @@ async def test_nothing_more_starts_while_the_writer_is_a_batch_behind() -> None:
     await eventually(all_written, 5.0, "the rest handled once the writer caught up")
     stopping.set()
     await asyncio.wait_for(task, 5.0)
+
+
+class Ahead(Scripted):
+    """Claims ahead; each item takes 10 ms; notes how many items it holds (in its
+    slots and waiting for one) after each claim."""
+
+    ahead = True
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.held: list[int] = []
+
+    async def claim(self, limit: int) -> list[str]:
+        claimed = await super().claim(limit)
+        self.held.append(self.in_flight + len(self.waiting) + len(claimed))
+        return claimed
+
+    async def handle(self, item: str) -> None:
+        await asyncio.sleep(0.01)
+        self.writer.add(item)
+
+
+async def test_a_loop_claiming_ahead_claims_for_busy_slots_once_it_knows_its_pace() -> None:
+    loop = Ahead()
+    loop.due = [str(n) for n in range(2000)]
+    stopping = asyncio.Event()
+    task = asyncio.create_task(loop.keep_running(stopping))
+    await asyncio.sleep(1.6)  # past the first second: the loop's pace is known
+    stopping.set()
+    await asyncio.wait_for(task, 5.0)
+    assert max(loop.held) > loop.concurrency, "it claimed for busy slots too"
+    # What waits is capped at the slots' count (a quarter second here would be 100).
+    assert max(loop.held) <= 2 * loop.concurrency
+    assert len(set(loop.written)) == len(loop.written), "each item handled once"
