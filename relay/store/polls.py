@@ -64,11 +64,13 @@ PLENTY = 32
 
 
 class PollQueue:
-    """The poll schedule, one sorted set per shard (see `relay.store.keys`).
+    """The poll schedule, small sorted sets per shard (see `relay.store.keys`).
 
-    A claim takes tokens from the rate every worker shares, spends them on the
-    shards' due tasks (an even share each, then what is left to the shards that
-    had more), and gives back what it did not spend.
+    A claim reads which shards have a task due, takes tokens from the rate every
+    worker shares, spends them on those shards' due tasks (a large claim: at
+    least PLENTY of each shard it calls, in turn; a small one: every shard's
+    fair pick first, shared among all tenants), and gives back what it did not
+    spend.
     """
 
     def __init__(self, redis: Client, *, rate: float, retention: float) -> None:
