@@ -102,7 +102,7 @@ class PollQueue:
             return [], False  # the upstream is paused
         if tokens == 0:
             return [], True
-        if tokens < SCARCE * keys.SHARDS:
+        if tokens < self.full_claim:
             claimed, more = await self._claim_scarce(due, tokens, lease, now)
         else:
             claimed, more = await self._claim_plenty(due, tokens, lease, now)
@@ -113,9 +113,10 @@ class PollQueue:
 
     async def _due_shards(self, now: float) -> list[int]:
         """The shards with a task due: a bucket whose head (its earliest) is."""
+        now_ms = to_ms(now)
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(keys.SHARDS):
-                pipe.zcount(keys.due_heads(shard), "-inf", to_ms(now))
+                pipe.zcount(keys.due_heads(shard), "-inf", now_ms)
             counts = await pipe.execute()
         return [shard for shard, count in enumerate(counts) if int(count)]
 
@@ -272,12 +273,12 @@ class PollQueue:
         """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
         await self._quota.release(tenant for _, tenant in pairs)
 
-    def _args(self, outcome: Outcome, now: float) -> list[str | int]:
+    def _args(self, outcome: Outcome, now: float) -> list[str]:
         step = outcome.step
         state = step.state
-        next_due: str | int = ""
+        next_due = ""
         if step.delay is not None:
-            next_due = to_ms(min(now + step.delay, state.deadline_at))
+            next_due = str(to_ms(min(now + step.delay, state.deadline_at)))
         event_id, event_json = "", ""
         if step.event is not None:
             # Unique within its task, the only place it is looked up.
@@ -293,7 +294,7 @@ class PollQueue:
             outcome.raw_state,
             dump_state(state),
             "1" if outcome.count_poll else "0",
-            str(next_due),
+            next_due,
             step.event or "",
             event_id,
             event_json,

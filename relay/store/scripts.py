@@ -186,15 +186,6 @@ local function due_later(ids, ms)
   for index, key in pairs(touched) do head_mend(key, index) end
 end
 
--- The buckets with tasks due by `upto`.
-local function due_buckets(upto)
-  local found = {}
-  for _, index in ipairs(redis.call('ZRANGEBYSCORE', HEADS, '-inf', upto)) do
-    found[#found + 1] = BUCKET[tonumber(index)]
-  end
-  return found
-end
-
 -- How many tasks of `buckets` are due by `upto`, counted no further than past `cap`.
 local function due_count(buckets, upto, cap)
   local count = 0
@@ -680,17 +671,7 @@ local DUE0, DUE_BUCKETS = 5, (#KEYS - 4) / 2
 name_all_buckets()
 local now, n, lease_ms, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local OWNER, SCORE = {}, {}  -- task id -> the tenant whose turn picked it, its due time
-local DUE_NOW  -- the buckets with tasks due now, read once
-local function due_now()
-  if not DUE_NOW then DUE_NOW = due_buckets(now) end
-  return DUE_NOW
-end
 
--- More due than can be taken: an equal share for each tenant with due tasks, its
--- earliest first, taken one task per tenant in turn (a tenant with few due tasks
--- leaves the rest to the others; a task shared by tenants counts once). The fair
--- queue's times may be stale (a claim's lease is kept in the schedule only): the
--- schedule says whether a task is due; members of tasks it no longer has are dropped.
 -- The buckets with a task due, earliest head first, and each one's head (a bucket
 -- not due: never), read once per claim.
 local HEAD_OF, DUE_ORDER
@@ -710,6 +691,20 @@ local function head_of(index)
   return HEAD_OF[index] or math.huge
 end
 
+local DUE_NOW  -- the keys of those buckets, in the same order
+local function due_now()
+  if not DUE_NOW then
+    DUE_NOW = {}
+    for _, index in ipairs(due_order()) do DUE_NOW[#DUE_NOW + 1] = BUCKET[index] end
+  end
+  return DUE_NOW
+end
+
+-- More due than can be taken: an equal share for each tenant with due tasks, its
+-- earliest first, taken one task per tenant in turn (a tenant with few due tasks
+-- leaves the rest to the others; a task shared by tenants counts once). The fair
+-- queue's times may be stale (a claim's lease is kept in the schedule only): the
+-- schedule says whether a task is due; members of tasks it no longer has are dropped.
 local function fair_pick(count)
   local tenants = redis.call('HKEYS', FAIR_COUNTS)
   if #tenants == 0 then return {} end

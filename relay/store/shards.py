@@ -10,8 +10,9 @@ from relay.store import keys
 from relay.store.redis import Client
 
 T = TypeVar("T")
-ROUNDS = 3  # of claims over the shards, at most, for one batch
 K = TypeVar("K", bound=Hashable)
+
+ROUNDS = 3  # of claims over the shards, at most, for one batch
 
 
 def split(total: int, parts: list[int], start: int) -> dict[int, int]:
