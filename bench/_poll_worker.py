@@ -5,8 +5,9 @@
 Settings come from the environment, as for `relay worker`. The worker is
 built by the product's own `workers.worker.startup` (the Poller, the
 Deliverer and the metrics loop, exactly as `relay worker` builds them), under
-uvloop and the product's logging, as `relay worker` runs it; only the host's
-periodic jobs (the report and heartbeat, the sweep) are left out. With a
+uvloop, the product's logging and its collector settings (relay.gc_tuning),
+as `relay worker` runs it; only the host's periodic jobs (the report and
+heartbeat, the sweep) are left out. With a
 transport other than aiohttp, the Poller's transport is swapped before its
 loop has made a single call (and httpx's per-request INFO lines are
 silenced). Prints `READY`; SIGTERM runs the product's
@@ -22,7 +23,7 @@ import os
 import signal
 from typing import Any
 
-from relay import logs
+from relay import gc_tuning, logs
 from relay.settings import REQUIRED_BY, load_settings
 from workers.worker import shutdown, startup
 
@@ -90,6 +91,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import uvloop
 
+    gc_tuning.tune_for_throughput()  # as `relay worker` does
     uvloop.run(run(args.transport))
 
 

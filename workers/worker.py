@@ -35,6 +35,7 @@ import time
 
 from redis.exceptions import RedisError
 
+from relay import gc_tuning
 from relay.delivery import WebhookSender
 from relay.metrics import Recorder
 from relay.outbound import AddressGuard, AiohttpTransport, Transport
@@ -186,6 +187,7 @@ JOBS: tuple[Job[WorkerContext], ...] = (
 
 def run(settings: Settings) -> None:
     """The `relay worker` process, until SIGTERM or SIGINT."""
+    gc_tuning.tune_for_throughput()
     asyncio.run(
         host.serve(startup=functools.partial(startup, settings), shutdown=shutdown, jobs=JOBS)
     )
