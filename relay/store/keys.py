@@ -202,28 +202,31 @@ def apply_keys(shard: int) -> list[str]:
 
 
 def shard_queues(shard: int) -> list[str]:
-    """The queues a script writing tasks of the shard takes first in KEYS: APPLY's
-    (the schedule's heads, the fair queue's masks and counts, the delivery queue),
-    then every one of the schedule's buckets, then every part of the fair queue."""
+    """Every queue of a shard: APPLY's first KEYS (the schedule's heads, the fair
+    queue's masks and counts, the delivery queue), then every one of the schedule's
+    buckets, then every part of the fair queue."""
     return [*apply_keys(shard), *due_buckets(shard), *fair_buckets(shard)]
 
 
 def task_keys(task_id: str) -> list[str]:
-    """The KEYS of a script on one task: its record, then its shard's queues."""
-    return [task(task_id), *shard_queues(shard_of(task_id))]
+    """The KEYS of a script on one task (REGISTER, UNREGISTER): its record, its shard's
+    schedule heads, fair queue masks and counts and delivery queue, then the task's
+    own schedule bucket and fair queue part (a task stays in the one its id hashes to)."""
+    shard = shard_of(task_id)
+    return [task(task_id), *apply_keys(shard), due_bucket(task_id), fair_bucket(task_id)]
 
 
 def signal_keys(task_id: str) -> list[str]:
     """The KEYS of SIGNAL: the task's record, its shard's schedule heads, fair queue
-    masks and counts, then its schedule's buckets and its fair queue's parts."""
+    masks and counts, then the task's schedule bucket and fair queue part."""
     shard = shard_of(task_id)
     return [
         task(task_id),
         due_heads(shard),
         fair_masks(shard),
         fair_counts(shard),
-        *due_buckets(shard),
-        *fair_buckets(shard),
+        due_bucket(task_id),
+        fair_bucket(task_id),
     ]
 
 

@@ -304,7 +304,8 @@ class PollQueue:
     async def signal(self, task_id: str, now: float, signals: int) -> bool:
         """The upstream called back for a task: poll it now. False if nobody tracks it."""
         reply = await self._signal(
-            keys=keys.signal_keys(task_id), args=[keys.compact_id(task_id), to_ms(now), signals]
+            keys=keys.signal_keys(task_id),
+            args=[keys.compact_id(task_id), to_ms(now), signals, keys.DUE_BUCKETS],
         )
         return str(reply) == "signalled"
 

@@ -149,6 +149,7 @@ class Registry:
                 dump_metadata(asked),
                 self._retention_ms,
                 as_stored_timed,
+                keys.DUE_BUCKETS,
             ],
         )
         outcome, raw_reg, raw_state, polls, raw_metadata, final = reply
@@ -192,7 +193,7 @@ class Registry:
         listing skips an entry whose registration is gone, the sweep trims it."""
         removed, delivery_ids, final = await self._unregister(
             keys=keys.task_keys(task_id),
-            args=[keys.compact_id(task_id), tenant, self._retention_ms],
+            args=[keys.compact_id(task_id), tenant, self._retention_ms, keys.DUE_BUCKETS],
         )
         if int(removed):
             if not int(final):

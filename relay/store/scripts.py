@@ -107,8 +107,8 @@ _DUE = (
     _HEADS
     + """
 -- Bucket number -> its key, for the buckets this call names in KEYS: all of them from
--- DUE0 on (name_all_buckets), or, where each task's key is followed by its bucket's
--- (APPLY), only those its tasks are in.
+-- DUE0 on (name_all_buckets), or, where a task's key is followed by its bucket's and
+-- its part's (name_buckets_of), only those its tasks are in.
 local BUCKET, FAIR_PART = {}, {}  -- the same for the fair queue's parts (_FAIR)
 
 local function name_all_buckets()
@@ -130,6 +130,11 @@ local function bucket_of(id)
 end
 
 -- The key of a task's bucket (BUCKET) or part (FAIR_PART), and its number.
+local function name_buckets_of(id, at)
+  local index = bucket_of(id)
+  BUCKET[index], FAIR_PART[index] = KEYS[at], KEYS[at + 1]
+end
+
 local function named(table_of, what, id)
   local index = bucket_of(id)
   local key = table_of[index]
@@ -416,14 +421,15 @@ end
 _TASK = _RECORD + _DUE + _FAIR + _DELIVERIES + _FAN_OUT
 
 # KEYS: the task's record, its shard's poll schedule heads, fair queue masks, fair
-#       counts, delivery queue, then its poll schedule's buckets and its fair queue's
-#       parts (keys.task_keys)
+#       counts, delivery queue, then the task's poll schedule bucket and fair queue
+#       part (keys.task_keys)
 # ARGV: task_id, tenant, registration JSON, initial state JSON, now (ms, the
 #       registration's time), upstream webhook (1: the upstream calls back for this
 #       registration, else 0), may track (1: the tenant's quota has room for it, see
 #       RESERVE; 0: it has none), the registration's metadata JSON ('' for none;
 #       stored, never decoded), retention ms, the registration JSON with its time (for
-#       a task registered at another time: codec.dump_registrations)
+#       a task registered at another time: codec.dump_registrations), the number of
+#       buckets a shard's schedule has (keys.DUE_BUCKETS)
 # `u:<tenant>` marks a registration that said the upstream calls back: with every
 # registration so marked, the task is polled only as a safety net.
 # Returns {outcome, registration, state, polls, metadata, final} as they are after the
@@ -435,12 +441,12 @@ _TASK = _RECORD + _DUE + _FAIR + _DELIVERIES + _FAN_OUT
 REGISTER = (
     """
 local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local DUE0, DUE_BUCKETS = 6, (#KEYS - 5) / 2
+local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[11])
 """
     + _TASK
     + """
-name_all_buckets()
 local id, tenant, reg, init, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+name_buckets_of(id, 6)
 local calls_back, may_track, metadata = ARGV[6] == '1', ARGV[7] == '1', ARGV[8]
 local retention, reg_timed = tonumber(ARGV[9]), ARGV[10]
 local T = load(KEY)
@@ -583,19 +589,19 @@ return {trimmed, redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])}
 """
 
 # KEYS: keys.task_keys of the task (as REGISTER)
-# ARGV: task_id, tenant, retention ms
+# ARGV: task_id, tenant, retention ms, the number of buckets a shard's schedule has
 # Returns {1 if a registration was removed else 0, {its delivery ids}, 1 if the task
 # is final else 0}: the caller takes the task out of the tenant's failed deliveries
 # and, unless it was final (its place went then), gives back its place in the quota.
 UNREGISTER = (
     """
 local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS, DLV_DUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local DUE0, DUE_BUCKETS = 6, (#KEYS - 5) / 2
+local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])
 """
     + _TASK
     + """
-name_all_buckets()
 local id, tenant, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
+name_buckets_of(id, 6)
 local T = load(KEY)
 if not T or not T['r:' .. tenant] then return {0, {}, 0} end
 if T.fd then fair_rem(tenant, T.fd, id) end
@@ -943,8 +949,7 @@ end
 
 local replies = {}
 for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
-  local index = bucket_of(o[2])
-  BUCKET[index], FAIR_PART[index] = KEYS[o[1] + 1], KEYS[o[1] + 2]
+  name_buckets_of(o[2], o[1] + 1)
   local ok, reply = pcall(apply_one, KEYS[o[1]], o[2], o[3], o[4], o[5], o[6], o[7], o[8],
     o[9], o[10], o[11])
   replies[#replies + 1] = ok and reply or 'error'
@@ -954,10 +959,10 @@ return {replies, SKIPPED, UNTRACKED}
 )
 
 # KEYS: the task's record, its shard's poll schedule heads, fair queue masks and fair
-#       counts, then its poll schedule's buckets and its fair queue's parts
+#       counts, then the task's poll schedule bucket and fair queue part
 #       (keys.signal_keys)
 # ARGV: task id, now ms, signals (how many quick re-fetches may follow if the fetch
-#       still answers the old state)
+#       still answers the old state), the number of buckets a shard's schedule has
 # The upstream called back for the task: poll it now, within the shared rate
 # limit like any poll (a claim in flight loses its lease and its write-back, so
 # the fresher fetch wins). Returns 'ignored' for a task nobody tracks or a final
@@ -965,14 +970,14 @@ return {replies, SKIPPED, UNTRACKED}
 SIGNAL = (
     """
 local KEY, HEADS, FAIR_MASKS, FAIR_COUNTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DUE0, DUE_BUCKETS = 5, (#KEYS - 4) / 2
+local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])
 """
     + _RECORD
     + _DUE
     + _FAIR
     + """
-name_all_buckets()
 local id, now, signals = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+name_buckets_of(id, 5)
 if not due_earlier(id, now) then return 'ignored' end
 local T = load(KEY)
 if T then

@@ -58,6 +58,30 @@ async def test_a_task_is_in_the_bucket_python_names(redis: Redis) -> None:
     assert filed == len(ids), "a task was filed twice or elsewhere"
 
 
+async def test_a_script_on_one_task_names_only_its_bucket_and_part(redis: Redis) -> None:
+    """REGISTER, SIGNAL and UNREGISTER name the task's own schedule bucket and fair
+    queue part in KEYS, not the shard's 128, and each finds the task there."""
+    probe = new_id()
+    shard = keys.shard_of(probe)
+    for named in (keys.task_keys(probe), keys.signal_keys(probe)):
+        assert [k for k in named if k in keys.due_buckets(shard)] == [keys.due_bucket(probe)]
+        assert [k for k in named if k in keys.fair_buckets(shard)] == [keys.fair_bucket(probe)]
+    registry = Registry(redis, task_deadline=600, retention=3600)
+    queue = PollQueue(redis, rate=100, retention=3600)
+    ids = [new_id() for _ in range(30)]
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha"))
+        assert await queue.signal(task_id, time.time(), 2)
+    for task_id in ids:
+        member = keys.compact_id(task_id)
+        fair = await redis.zrange(keys.fair_bucket(task_id), 0, -1)
+        assert [m for m in fair if m.endswith(" " + member)], task_id
+        assert await registry.unregister("alpha", task_id)
+        assert await redis.zscore(keys.due_bucket(task_id), member) is None, task_id
+        fair = await redis.zrange(keys.fair_bucket(task_id), 0, -1)
+        assert not [m for m in fair if m.endswith(" " + member)], task_id
+
+
 async def test_buckets_stay_compact(redis: Redis) -> None:
     registry = Registry(redis, task_deadline=600, retention=3600)
     ids = [new_id() for _ in range(300)]
