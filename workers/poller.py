@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +35,8 @@ def step_for(
     delay, signals = callbacks.follow_up(
         state, step, policy, signals=claimed.signals, calls_back=claimed.calls_back
     )
-    return dataclasses.replace(step, delay=delay), signals
+    # Built, not dataclasses.replace: that reads the fields' definitions at every call.
+    return (step if delay == step.delay else Step(step.state, step.event, delay)), signals
 
 
 class Poller(ClaimLoop[ClaimedPoll, Outcome]):
