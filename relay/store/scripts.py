@@ -129,12 +129,13 @@ local function bucket_of(id)
   return index
 end
 
--- The key of a task's bucket (BUCKET) or part (FAIR_PART), and its number.
+-- Names one task's bucket and part: KEYS[at] and KEYS[at + 1].
 local function name_buckets_of(id, at)
   local index = bucket_of(id)
   BUCKET[index], FAIR_PART[index] = KEYS[at], KEYS[at + 1]
 end
 
+-- The key of a task's bucket (BUCKET) or part (FAIR_PART), and its number.
 local function named(table_of, what, id)
   local index = bucket_of(id)
   local key = table_of[index]
