@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from redis.exceptions import ClusterError, ReadOnlyError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -72,5 +73,11 @@ EXCEPTION_HANDLERS = {
     HTTPException: on_http_exception,
     RedisConnectionError: on_redis_down,
     RedisTimeoutError: on_redis_down,
+    # A Redis Cluster in a failover longer than the client rides out: the cluster
+    # down, a slot not served yet, a write reaching a node just made a replica.
+    ClusterError: on_redis_down,
+    RedisClusterException: on_redis_down,
+    TryAgainError: on_redis_down,
+    ReadOnlyError: on_redis_down,
     Exception: on_unexpected,
 }

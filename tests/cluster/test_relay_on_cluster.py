@@ -277,7 +277,10 @@ async def test_a_primary_killed_under_load_is_replaced_and_loses_no_final_event(
             killed = await asyncio.to_thread(empty_cluster.kill_primary, rng.randrange(3))
             at_kill = len(receiver.received)
             # Half the tasks are registered from now on: the load goes on through the failover.
-            await register_until_accepted(client, url, after)
+            try:
+                await register_until_accepted(client, url, after)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{relay.logs()}") from None
             await asyncio.to_thread(empty_cluster.wait_failover, 60)
             assert empty_cluster.ids[killed] not in {node.id for node in empty_cluster.owners()}
 
