@@ -31,12 +31,13 @@ from urllib.parse import SplitResult, unquote, urlsplit
 import redis as sync_redis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.connection import Connection, parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import ConnectionError, RedisClusterException, RedisError
 
-from relay.store import keys
+from relay.store import keys, packing
 from relay.store.cluster_client import RelayCluster
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -156,8 +157,11 @@ def connect(url: str) -> Client:
         )
     target = parse_sentinel(url)
     if target is None:
-        client: Redis = Redis.from_url(url, decode_responses=True, **_CLIENT_OPTIONS)
-        return client
+        # As Redis.from_url, with a connection class that packs commands in C.
+        options = {"decode_responses": True, **_CLIENT_OPTIONS, **parse_url(url)}
+        connection_class = options.pop("connection_class", Connection)
+        pool = ConnectionPool(connection_class=packing.packed(connection_class), **options)
+        return Redis.from_pool(pool)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels),
         sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
@@ -167,7 +171,9 @@ def connect(url: str) -> Client:
         password=target.password,
         **_CLIENT_OPTIONS,
     )
-    primary: Redis = sentinel.master_for(target.master)
+    primary: Redis = sentinel.master_for(
+        target.master, connection_class=packing.packed(SentinelManagedConnection)
+    )
     return primary
 
 
