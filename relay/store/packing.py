@@ -4,7 +4,9 @@ redis-py packs a command for its synchronous connections with hiredis (in C) whe
 hiredis is installed, and for its asyncio connections in Python, one bytes join per
 argument over a buffer of up to 6 KB. A claim names 132 keys per shard it calls, a
 write-back a few per outcome: that packing was about 15% of a polling worker's own
-CPU. These connection classes send the same bytes, packed by `hiredis.pack_command`.
+CPU. These connection classes pack with the synchronous client's own serializer
+(`redis.connection.HiredisRespSerializer`, over `hiredis.pack_command`): the same
+bytes, and the same DataError for a value Redis cannot take.
 
 The asyncio cluster client picks its connection class itself (no option for it),
 so a Redis Cluster keeps redis-py's own packing.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import hiredis
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -22,21 +23,15 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
-from redis.exceptions import DataError
+from redis.connection import HiredisRespSerializer
+
+_SERIALIZER = HiredisRespSerializer()  # holds no state: one serves every connection
 
 
 class _HiredisPacking:
     def pack_command(self, *args: Any) -> list[bytes]:
-        # As redis-py's synchronous HiredisRespSerializer: a command name given with
-        # its subcommand ("CONFIG GET") is split into its words first.
-        if isinstance(args[0], str):
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as error:  # redis-py's Encoder raises DataError for these
-            raise DataError(str(error)) from None
+        packed: list[bytes] = _SERIALIZER.pack(*args)
+        return packed
 
 
 class PackedConnection(_HiredisPacking, Connection):
