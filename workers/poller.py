@@ -81,7 +81,7 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
             step = lifecycle.expire(state, now, self.task_deadline)
             outcome = Outcome(
                 claimed.task_id, claimed.raw_state, step, claimed.polls, claimed.lease,
-                count_poll=False,
+                count_poll=False, place=claimed.place,
             )  # fmt: skip
             self.writer.add(outcome)
             return
@@ -99,6 +99,7 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
                 claimed.polls + 1,
                 claimed.lease,
                 signals_after=signals,
+                place=claimed.place,
             )
         )
 

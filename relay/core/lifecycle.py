@@ -8,7 +8,6 @@ route both feed their answers through here, so they cannot disagree.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import msgspec
@@ -17,8 +16,9 @@ from relay.core.model import FINAL_EVENT_FOR_STATUS, Observation, Status, TaskSt
 from relay.core.schedule import PollPolicy, backoff, clamp, next_delay, not_processing
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
+    """What one answer (or its absence) does to a task. A Struct: one is built per poll."""
+
     state: TaskState
     event: str | None  # an event type, or None when nothing a subscriber sees changed
     delay: float | None  # seconds to the next poll; None when final

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import ssl
 import weakref
@@ -12,6 +11,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
+import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from aiohttp.tracing import Trace
 
 
-@dataclasses.dataclass(frozen=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
+    """An HTTP answer. A Struct: one is built per call."""
+
     status: int
     headers: Mapping[str, str]  # case-insensitive
     body: bytes  # the whole body (decoded), or its first `excerpt` bytes when asked for

@@ -12,7 +12,13 @@ from relay.store.calls import Call, run, script
 from relay.store.codec import dump_attempt
 from relay.store.record import StoredDelivery, TaskRecord, read_delivery_records
 from relay.store.redis import Client, to_ms
-from relay.store.shards import claim_over_shards, claimed_ids, drop_from_queue, grouped
+from relay.store.shards import (
+    claim_over_shards,
+    claimed_ids,
+    drop_from_queue,
+    due_shards,
+    grouped,
+)
 
 # Every delivery id has the shape the fan-out script gives it ('dlv_', its task's
 # compact id, 8 hex digits of a SHA-1: keys.delivery_id; the compact id's last
@@ -62,6 +68,11 @@ class DeliveryQueue:
         self._turn = itertools.count()
 
     async def claim(self, limit: int, lease: float, now: float) -> list[ClaimedDelivery]:
+        # An idle deliverer claims every few tens of milliseconds: a count per shard
+        # first costs Redis a fraction of what a claim script on every shard does.
+        due = await due_shards(self.redis, keys.delivery_due, to_ms(now))
+        if not due:
+            return []
 
         async def take(shares: dict[int, int]) -> list[tuple[list[ClaimedDelivery], bool]]:
             calls = [
@@ -72,7 +83,7 @@ class DeliveryQueue:
             # A shard that gave its whole share may have more.
             return [(f, len(f) >= n) for f, n in zip(found, shares.values(), strict=True)]
 
-        claimed, _more = await claim_over_shards(limit, self._turn, take)
+        claimed, _more = await claim_over_shards(limit, self._turn, take, due)
         return claimed
 
     async def finish(self, finishes: list[Finish], now: float) -> list[str]:

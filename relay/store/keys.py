@@ -77,6 +77,7 @@ import functools
 import hashlib
 import uuid
 import zlib
+from typing import NamedTuple
 
 PREFIX = "relay:"
 
@@ -143,7 +144,11 @@ def due_bucket_of(task_id: str) -> int:
     """Which of its shard's buckets holds the task: by a hash of its id, as the Lua of
     relay.store.scripts._DUE computes it (a UUID's own bytes would not do: v1 and v7
     begin with a clock, v1 ends with a constant node)."""
-    return int(hashlib.sha1(compact_id(task_id).encode()).hexdigest()[:2], 16) % DUE_BUCKETS
+    return _bucket_of_compact(compact_id(task_id))
+
+
+def _bucket_of_compact(compact: str) -> int:
+    return hashlib.sha1(compact.encode()).digest()[0] % DUE_BUCKETS
 
 
 def due_bucket(task_id: str) -> str:
@@ -163,6 +168,37 @@ _FAIR_BUCKETS = [
 
 def fair_bucket(task_id: str) -> str:
     return fair_buckets(shard_of(task_id))[due_bucket_of(task_id)]
+
+
+class Place(NamedTuple):
+    """Where a task's keys are, worked out once per poll and carried from its claim to
+    its write-back: at 100,000 tracked, the caches above no longer hold a task from one
+    poll to the next, and each id conversion costs microseconds."""
+
+    compact: str  # compact_id
+    shard: int  # shard_of
+    bucket: int  # due_bucket_of
+
+    @property
+    def task(self) -> str:
+        return f"{shard_prefix(self.shard)}task:{self.compact}"
+
+    @property
+    def due_bucket(self) -> str:
+        return _DUE_BUCKETS[self.shard][self.bucket]
+
+    @property
+    def fair_bucket(self) -> str:
+        return _FAIR_BUCKETS[self.shard][self.bucket]
+
+
+def place_of(task_id: str) -> Place:
+    return Place(compact_id(task_id), shard_of(task_id), due_bucket_of(task_id))
+
+
+def placed(compact: str, shard: int) -> Place:
+    """The place of a task a script named by its compact id, in a call to `shard`."""
+    return Place(compact, shard, _bucket_of_compact(compact))
 
 
 def fair_masks(shard: int) -> str:
@@ -275,7 +311,11 @@ def compact_id(task_id: str) -> str:
 @functools.lru_cache(maxsize=16384)
 def full_id(compact: str) -> str:
     """The task id (a UUID, as registered) of a `compact_id`."""
-    return str(uuid.UUID(bytes=base64.urlsafe_b64decode(compact + "==")))
+    # str(uuid.UUID(bytes=...)) spelled out: the same text, in a third of the time.
+    h = base64.urlsafe_b64decode(compact + "==").hex()
+    if len(h) != 32:
+        raise ValueError(f"not a compact task id: {compact!r}")
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 LISTED_TIME = 8  # base-36 digits of an entry's ms: enough until the year 2059

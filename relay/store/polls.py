@@ -16,19 +16,22 @@ from relay.store import keys, scripts
 from relay.store.calls import Call, run, script
 from relay.store.codec import dump_event, dump_state
 from relay.store.quota import Quota
-from relay.store.record import read_records
+from relay.store.record import TaskRecord, mget_by_shard
 from relay.store.redis import Client, to_ms
 from relay.store.shards import (
     claim_over_shards,
     claimed_ids,
+    due_shards,
     grouped,
     round_robin,
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class ClaimedPoll:
+# Structs, not dataclasses: one of each is built per poll (a frozen dataclass's
+# __init__ costs ten times as much).
+class ClaimedPoll(msgspec.Struct, frozen=True):
     task_id: str
+    place: keys.Place  # where its keys are: its write-back needs them again
     raw_state: str  # as stored: the write-back is refused if it changed meanwhile
     state: TaskState
     polls: int
@@ -37,8 +40,7 @@ class ClaimedPoll:
     signals: int = 0  # quick re-fetches the latest upstream callback still allows
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """One step to write: from a poll, with its claim (or, in benchmarks, without one)."""
 
     task_id: str
@@ -48,6 +50,7 @@ class Outcome:
     lease: int | None = None  # None: not from a claim
     count_poll: bool = True
     signals_after: int | None = None  # None: the stored count stays as it is
+    place: keys.Place | None = None  # None: worked out from task_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +96,8 @@ class PollQueue:
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
         """Due tasks, and whether the shared rate limit held back others that were due."""
-        due = await self._due_shards(now)
+        # The shards with a task due: a bucket whose head (its earliest) is.
+        due = await due_shards(self.redis, keys.due_heads, to_ms(now))
         if not due:
             return [], False
         bucket = [keys.UPSTREAM_BUCKET, keys.UPSTREAM_PAUSED]
@@ -110,15 +114,6 @@ class PollQueue:
         if left > 0:
             await self._refund(keys=[keys.UPSTREAM_BUCKET], args=[left, self.burst])
         return claimed, more and tokens < limit
-
-    async def _due_shards(self, now: float) -> list[int]:
-        """The shards with a task due: a bucket whose head (its earliest) is."""
-        now_ms = to_ms(now)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(keys.SHARDS):
-                pipe.zcount(keys.due_heads(shard), "-inf", now_ms)
-            counts = await pipe.execute()
-        return [shard for shard, count in enumerate(counts) if int(count)]
 
     async def _claim_plenty(
         self, due: list[int], tokens: int, lease: float, now: float
@@ -184,17 +179,20 @@ class PollQueue:
     ) -> list[list[ClaimedPoll]]:
         """The records of the tasks each shard's claim took (by compact id), read in one
         pipeline."""
+        # A claim answers compact ids, each shard's its own: a task's place, record key
+        # and all, follows from them without the full id.
         taken = [
-            (shard, lease, [keys.full_id(i) for i in ids])
+            (lease, [keys.placed(i, shard) for i in ids])
             for shard, lease, ids in claimed_ids(shards, list(replies))
         ]
-        raws = await read_records(self.redis, [i for _, _, ids in taken for i in ids])
+        raws = await mget_by_shard(self.redis, [[p.task for p in places] for _, places in taken])
         claimed: list[list[ClaimedPoll]] = []
         orphans: list[str] = []
-        for _, lease_ms, ids in taken:
+        for (lease_ms, places), shard_raws in zip(taken, raws, strict=True):
             found: list[ClaimedPoll] = []
-            for task_id in ids:
-                record = raws[task_id]
+            for place, raw in zip(places, shard_raws, strict=True):
+                task_id = keys.full_id(place.compact)
+                record = TaskRecord.parse(task_id, raw)
                 raw_state = record.raw_state if record else None
                 if record is None or raw_state is None:
                     orphans.append(task_id)  # it expired: nothing left to poll
@@ -202,6 +200,7 @@ class PollQueue:
                 found.append(
                     ClaimedPoll(
                         task_id,
+                        place,
                         raw_state,
                         record.state(),
                         record.polls,
@@ -232,20 +231,17 @@ class PollQueue:
         'error' (that one failed; the others were written all the same)."""
         if not outcomes:
             return Applied([], [])
-        by_shard = grouped(range(len(outcomes)), lambda i: keys.shard_of(outcomes[i].task_id))
+        places = [o.place or keys.place_of(o.task_id) for o in outcomes]
+        by_shard = grouped(range(len(outcomes)), lambda i: places[i].shard)
         calls = []
         for shard, indexes in by_shard:
             call_keys = keys.apply_keys(shard)
             packed: list[list[str | int]] = []
             for index in indexes:
-                task_id = outcomes[index].task_id
-                call_keys += (
-                    keys.task(task_id),
-                    keys.due_bucket(task_id),
-                    keys.fair_bucket(task_id),
-                )
+                place = places[index]
+                call_keys += (place.task, place.due_bucket, place.fair_bucket)
                 # The record's index in KEYS (Lua counts from 1), then its values.
-                packed.append([len(call_keys) - 2, *self._args(outcomes[index], now)])
+                packed.append([len(call_keys) - 2, *self._args(outcomes[index], place, now)])
             # One argument for all of them: redis-py packs each argument in Python.
             args: list[str | int | float | bytes] = [
                 to_ms(now),
@@ -273,7 +269,7 @@ class PollQueue:
         """Take ended tasks out of their tenants' quotas: (task id, tenant) each."""
         await self._quota.release(tenant for _, tenant in pairs)
 
-    def _args(self, outcome: Outcome, now: float) -> list[str]:
+    def _args(self, outcome: Outcome, place: keys.Place, now: float) -> list[str]:
         step = outcome.step
         state = step.state
         next_due = ""
@@ -289,7 +285,7 @@ class PollQueue:
             )
         # Strings, as Lua compares them (ARGV values were strings before they were packed).
         return [
-            keys.compact_id(outcome.task_id),
+            place.compact,
             "" if outcome.lease is None else str(outcome.lease),
             outcome.raw_state,
             dump_state(state),

@@ -198,21 +198,27 @@ async def read_records(redis: Client, task_ids: list[str]) -> dict[str, TaskReco
     by_shard: dict[int, list[str]] = {}
     for task_id in dict.fromkeys(task_ids):
         by_shard.setdefault(keys.shard_of(task_id), []).append(task_id)
-    names = [[keys.task(task_id) for task_id in ids] for ids in by_shard.values()]
-    replies: list[list[str | None]]
-    if isinstance(redis, RedisCluster):
-        # redis-py's cluster pipeline refuses MGET: each shard's goes to its node at once.
-        replies = list(await asyncio.gather(*(redis.mget(shard) for shard in names)))
-    else:
-        async with redis.pipeline(transaction=False) as pipe:
-            for shard in names:
-                pipe.mget(shard)
-            replies = await pipe.execute()
+    replies = await mget_by_shard(
+        redis, [[keys.task(task_id) for task_id in ids] for ids in by_shard.values()]
+    )
     return {
         task_id: TaskRecord.parse(task_id, raw)
         for ids, raws in zip(by_shard.values(), replies, strict=True)
         for task_id, raw in zip(ids, raws, strict=True)
     }
+
+
+async def mget_by_shard(redis: Client, names: list[list[str]]) -> list[list[str | None]]:
+    """The values of each list of keys, one MGET per list, all at once: each list must
+    be one shard's keys (they share a slot)."""
+    if isinstance(redis, RedisCluster):
+        # redis-py's cluster pipeline refuses MGET: each shard's goes to its node at once.
+        return list(await asyncio.gather(*(redis.mget(shard) for shard in names)))
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in names:
+            pipe.mget(shard)
+        replies: list[list[str | None]] = await pipe.execute()
+    return replies
 
 
 async def read_delivery_records(

@@ -111,6 +111,15 @@ def claimed_ids(shards: list[int], replies: list[object]) -> list[tuple[int, int
     return taken
 
 
+async def due_shards(redis: Client, queue: Callable[[int], str], now_ms: int) -> list[int]:
+    """The shards whose `queue(shard)` (a sorted set by due time) has something due."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(keys.SHARDS):
+            pipe.zcount(queue(shard), "-inf", now_ms)
+        counts = await pipe.execute()
+    return [shard for shard, count in enumerate(counts) if int(count)]
+
+
 async def drop_from_queue(
     redis: Client, queue: Callable[[int], str], entries: list[tuple[int, str]]
 ) -> None:

@@ -5,7 +5,6 @@ Every answer, however broken, becomes a `FetchResult`; nothing here raises.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -20,8 +19,9 @@ Kind = Literal["ok", "unauthorized", "not_found", "rate_limited", "error"]
 _decode = msgspec.json.Decoder().decode
 
 
-@dataclasses.dataclass(frozen=True)
-class FetchResult:
+class FetchResult(msgspec.Struct, frozen=True):
+    """A fetch's answer, classified. A Struct: one is built per poll."""
+
     kind: Kind
     observation: Observation | None = None
     raw: Any = None  # the decoded body, for the upstream webhook path and logs

@@ -3,10 +3,10 @@ heads, kept exact, that say which buckets to read."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -170,7 +170,7 @@ async def test_one_write_of_many_outcomes_puts_each_task_in_its_own_bucket(
     for n, task in enumerate(claimed):
         observed = FINISHED if n % 5 == 0 else RUNNING
         step = lifecycle.observe(task.state, observed, written, PollPolicy())
-        step = dataclasses.replace(step, delay=None if n % 5 == 0 else 30.0 + n)
+        step = msgspec.structs.replace(step, delay=None if n % 5 == 0 else 30.0 + n)
         outcomes.append(Outcome(task.task_id, task.raw_state, step, 1, task.lease))
     applied = await queue.apply(outcomes, written)
     assert applied.replies == ["ok"] * len(claimed)

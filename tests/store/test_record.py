@@ -49,6 +49,26 @@ def test_a_compact_id_is_22_url_safe_characters_and_gives_the_id_back(task_id: s
     assert keys.compact_id(task_id.upper()) == compact
 
 
+@pytest.mark.parametrize("compact", ["", "abc", "A" * 23, "!" * 22])
+def test_a_string_that_is_no_compact_id_gives_no_task_id(compact: str) -> None:
+    with pytest.raises(ValueError):
+        keys.full_id(compact)
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [TASK, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
+)
+def test_a_place_names_the_keys_its_task_id_does(task_id: str) -> None:
+    place = keys.place_of(task_id)
+    assert place == keys.placed(keys.compact_id(task_id), keys.shard_of(task_id))
+    assert (place.task, place.due_bucket, place.fair_bucket) == (
+        keys.task(task_id),
+        keys.due_bucket(task_id),
+        keys.fair_bucket(task_id),
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     ["dlv_" + "A" * 21 + "B0badcafe", "dlv_" + "%" * 22 + "0badcafe", "dlv_short", "x" * 34],
