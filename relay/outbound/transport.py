@@ -261,12 +261,14 @@ class AiohttpTransport:
             data, _ = await read_capped(response.content, excerpt)
             return Reply(response.status, response.headers, data)
         length = response.content_length
-        if (
-            length is not None
-            and length > self._read_limit
-            and not response.headers.get("content-encoding")
-        ):
-            raise TransportError("too_large", f"a {length}-byte answer, over {self._read_limit}")
+        if length is not None and not response.headers.get("content-encoding"):
+            if length > self._read_limit:
+                raise TransportError(
+                    "too_large", f"a {length}-byte answer, over {self._read_limit}"
+                )
+            # Its length is known and within the limit: read whole at once (aiohttp
+            # reads no further than Content-Length), as most answers are.
+            return Reply(response.status, response.headers, await response.read())
         data, more = await read_capped(response.content, self._read_limit)
         if more:
             raise TransportError("too_large", f"an answer over {self._read_limit} bytes")

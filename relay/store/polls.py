@@ -93,11 +93,16 @@ class PollQueue:
         # Claims of this many or more cost one call per shard; smaller ones two (a peek
         # of every shard first, to share them fairly): a loop claiming ahead waits for this.
         self.full_claim = SCARCE * keys.SHARDS
+        self._still_due: list[int] | None = None  # see claim
 
     async def claim(self, limit: int, lease: float, now: float) -> tuple[list[ClaimedPoll], bool]:
         """Due tasks, and whether the shared rate limit held back others that were due."""
-        # The shards with a task due: a bucket whose head (its earliest) is.
-        due = await due_shards(self.redis, keys.due_heads, to_ms(now))
+        # The shards with a task due: a bucket whose head (its earliest) is. Right after
+        # a claim that took all it could and left more due, those it was given: a loop
+        # under load claims again at once, and counting 32 shards each time costs it
+        # CPU and a round trip (a shard with nothing due left answers none).
+        due = self._still_due or await due_shards(self.redis, keys.due_heads, to_ms(now))
+        self._still_due = None
         if not due:
             return [], False
         bucket = [keys.UPSTREAM_BUCKET, keys.UPSTREAM_PAUSED]
@@ -111,6 +116,8 @@ class PollQueue:
         else:
             claimed, more = await self._claim_plenty(due, tokens, lease, now)
         left = tokens - len(claimed)
+        if more and left == 0:
+            self._still_due = due
         if left > 0:
             await self._refund(keys=[keys.UPSTREAM_BUCKET], args=[left, self.burst])
         return claimed, more and tokens < limit
