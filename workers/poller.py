@@ -100,6 +100,7 @@ class Poller(ClaimLoop[ClaimedPoll, Outcome]):
                 claimed.lease,
                 signals_after=signals,
                 place=claimed.place,
+                before=claimed.state,
             )
         )
 

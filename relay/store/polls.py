@@ -51,6 +51,9 @@ class Outcome(msgspec.Struct, frozen=True):
     count_poll: bool = True
     signals_after: int | None = None  # None: the stored count stays as it is
     place: keys.Place | None = None  # None: worked out from task_id
+    # The state the step was computed from, as parsed from raw_state: when the step
+    # leaves it as it was (most polls), raw_state is written back as it is.
+    before: TaskState | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,7 +298,7 @@ class PollQueue:
             place.compact,
             "" if outcome.lease is None else str(outcome.lease),
             outcome.raw_state,
-            dump_state(state),
+            outcome.raw_state if state == outcome.before else dump_state(state),
             "1" if outcome.count_poll else "0",
             next_due,
             step.event or "",

@@ -152,9 +152,11 @@ local function due_score(id)
   return redis.call('ZSCORE', key, id)
 end
 
-local function due_set(id, ms)
+-- `old`: the task's time as the caller just read it (false: not in the schedule), or
+-- nil to read it here.
+local function due_set(id, ms, old)
   local key, index = due_key(id)
-  local old = redis.call('ZSCORE', key, id)
+  if old == nil then old = redis.call('ZSCORE', key, id) end
   redis.call('ZADD', key, ms, id)
   local head = redis.call('ZSCORE', HEADS, index)
   if not head or tonumber(ms) < tonumber(head) then
@@ -168,7 +170,7 @@ end
 local function due_earlier(id, ms)
   local score = due_score(id)
   if not score then return false end
-  if tonumber(ms) < tonumber(score) then due_set(id, ms) end
+  if tonumber(ms) < tonumber(score) then due_set(id, ms, score) end
   return true
 end
 
@@ -910,8 +912,9 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
   local T = load(key)
   if not T then return 'conflict' end
   if count_poll == '1' then T.p = tostring(tonumber(T.p or '0') + 1) end
+  local score  -- the task's time in the schedule, once read
   if lease ~= '' then
-    local score = due_score(id)
+    score = due_score(id)
     if not score or tonumber(score) ~= tonumber(lease) then
       save(key, T)
       return 'lost'
@@ -941,7 +944,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
     settle(key, T, retention)
   else
     -- Still tracked: its record has no expiry (REGISTER took any away).
-    due_set(id, tonumber(next_due))
+    due_set(id, tonumber(next_due), score)
     fair_move(T, id, next_due)
     save(key, T)
   end
