@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
@@ -46,6 +47,8 @@ from redis.exceptions import (
     SlotNotCoveredError,
 )
 from redis.typing import EncodableT
+
+from relay.store import packing
 
 T = TypeVar("T")
 
@@ -67,6 +70,14 @@ class RelayCluster(RedisCluster):
         super().__init__(startup_nodes=[ClusterNode(host, port) for host, port in seeds], **options)
         self.seeds = tuple(seeds)
         self.ride_out = ride_out
+        # redis-py picks the connection class itself (no option for it) and makes every
+        # node it finds later from `connection_kwargs`: the hiredis-packing variant
+        # goes there, and to the nodes already made (see relay.store.packing).
+        chosen = packing.packed(self.connection_kwargs["connection_class"])
+        assert issubclass(chosen, Connection)  # TCP or TLS: a cluster has no other
+        self.connection_kwargs["connection_class"] = chosen
+        for node in self.nodes_manager.startup_nodes.values():
+            node.connection_class = chosen
 
     async def initialize(self) -> RelayCluster:
         # redis-py calls this whenever its slot map must be (re)loaded; once loaded, it

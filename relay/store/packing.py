@@ -8,8 +8,8 @@ CPU. These connection classes pack with the synchronous client's own serializer
 (`redis.connection.HiredisRespSerializer`, over `hiredis.pack_command`): the same
 bytes, and the same DataError for a value Redis cannot take.
 
-The asyncio cluster client picks its connection class itself (no option for it),
-so a Redis Cluster keeps redis-py's own packing.
+The asyncio cluster client picks its connection class itself (no option for it):
+`relay.store.cluster_client.RelayCluster` swaps it for its packing variant.
 """
 
 from __future__ import annotations

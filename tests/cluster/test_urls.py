@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection
 
+from relay.store import packing
 from relay.store.cluster_client import RelayCluster
 from relay.store.redis import RIDE_OUT, ClusterTarget, connect, parse_cluster
 
@@ -44,7 +45,9 @@ def test_connect_opens_the_relay_cluster_client_on_the_seeds_with_its_options() 
     assert client.ride_out == RIDE_OUT
     options = client.connection_kwargs
     assert options["password"] == "pw"
-    assert options["connection_class"] is Connection
+    # redis-py's TCP connection, packing commands with hiredis (relay.store.packing).
+    assert options["connection_class"] is packing.PackedConnection
+    assert issubclass(options["connection_class"], Connection)
     assert (options["socket_timeout"], options["socket_connect_timeout"]) == (5.0, 2.0)
     assert client.get_encoder().decode_responses
 
@@ -52,5 +55,6 @@ def test_connect_opens_the_relay_cluster_client_on_the_seeds_with_its_options() 
 def test_rediss_cluster_connects_with_tls() -> None:
     client = connect("rediss+cluster://10.0.0.1:7000")
     assert isinstance(client, RelayCluster)
-    assert client.connection_kwargs["connection_class"] is SSLConnection
+    assert client.connection_kwargs["connection_class"] is packing.PackedSSLConnection
+    assert issubclass(client.connection_kwargs["connection_class"], SSLConnection)
     assert client.connection_kwargs["ssl_cert_reqs"] == "required"

@@ -11,6 +11,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 from relay.store import packing
+from relay.store.cluster_client import RelayCluster
 from relay.store.redis import connect
 
 COMMANDS: list[tuple[Any, ...]] = [
@@ -54,3 +55,20 @@ def test_every_single_redis_client_packs_with_hiredis(url: str, expected: type) 
     client = connect(url)  # opens no connection yet
     assert isinstance(client, Redis)
     assert client.connection_pool.connection_class is expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", packing.PackedConnection),
+        ("rediss+cluster://127.0.0.1:7000", packing.PackedSSLConnection),
+    ],
+)
+def test_every_node_of_a_cluster_client_packs_with_hiredis(url: str, expected: type) -> None:
+    client = connect(url)  # opens no connection yet
+    assert isinstance(client, RelayCluster)
+    nodes = client.nodes_manager.startup_nodes.values()
+    assert nodes and all(node.connection_class is expected for node in nodes)
+    # Nodes found later (the slot map, a MOVED) are made from these.
+    assert client.connection_kwargs["connection_class"] is expected
+    assert client.nodes_manager.connection_kwargs["connection_class"] is expected
