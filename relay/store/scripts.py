@@ -907,6 +907,17 @@ local DUE0, DUE_BUCKETS = nil, tonumber(ARGV[4])
 local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local UNTRACKED = {}
 
+-- Whether more than one tenant has tasks in this shard, read once. With one, nobody
+-- reads the fair queue (a claim takes the schedule's earliest), so a poll leaves the
+-- task's members where they are; once a second tenant comes, each poll moves them
+-- again, and until then a claim finds those not due yet by the schedule, as it finds
+-- the members of a claim in flight.
+local SHARED
+local function shared()
+  if SHARED == nil then SHARED = redis.call('HLEN', FAIR_COUNTS) > 1 end
+  return SHARED
+end
+
 local function apply_one(key, id, lease, expect, new_state, count_poll, next_due, etype,
                          event_id, event_json, signals)
   local T = load(key)
@@ -945,7 +956,7 @@ local function apply_one(key, id, lease, expect, new_state, count_poll, next_due
   else
     -- Still tracked: its record has no expiry (REGISTER took any away).
     due_set(id, tonumber(next_due), score)
-    fair_move(T, id, next_due)
+    if shared() then fair_move(T, id, next_due) end
     save(key, T)
   end
   return 'ok'
