@@ -158,11 +158,15 @@ local function due_set(id, ms, old)
   local key, index = due_key(id)
   if old == nil then old = redis.call('ZSCORE', key, id) end
   redis.call('ZADD', key, ms, id)
-  local head = redis.call('ZSCORE', HEADS, index)
-  if not head or tonumber(ms) < tonumber(head) then
-    redis.call('ZADD', HEADS, ms, index)
-  elseif old and tonumber(old) == tonumber(head) and tonumber(ms) > tonumber(old) then
-    head_mend(key, index)  -- the earliest went later
+  if not old or tonumber(ms) < tonumber(old) then
+    -- In, or earlier (most writes: a claim's lease ends later than the next poll): the
+    -- head can only come earlier, which ZADD LT does without reading it first.
+    redis.call('ZADD', HEADS, 'LT', ms, index)
+  elseif tonumber(ms) > tonumber(old) then
+    local head = redis.call('ZSCORE', HEADS, index)
+    if not head or tonumber(old) == tonumber(head) then
+      head_mend(key, index)  -- the earliest went later
+    end
   end
 end
 

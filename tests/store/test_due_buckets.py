@@ -249,3 +249,32 @@ async def test_a_claim_clears_a_part_the_tenant_left(redis: Redis) -> None:
     await queue.claim(1, 5.0, now + 1)
     mask = await redis.hget(keys.fair_masks(shard), "beta")
     assert mask[part] == "0" and mask[keys.due_bucket_of(own)] == "1"
+
+
+async def test_heads_stay_exact_as_writes_move_tasks_earlier_and_later(redis: Redis) -> None:
+    """A write-back sooner than its lease's end (the head can only come earlier), later
+    than it (the head may have to be found again), and one of no claim at all."""
+    registry = Registry(redis, task_deadline=3600, retention=3600)
+    queue = PollQueue(redis, rate=10_000, retention=3600)
+    now = time.time()
+    ids = [new_id() for _ in range(200)]
+    for task_id in ids:
+        await registry.register(registration(task_id, "alpha", registered_at=now))
+    claimed, _ = await queue.claim(500, 60.0, now + 1)
+    assert len(claimed) == 200
+    written = now + 2
+    outcomes = [
+        Outcome(
+            c.task_id,
+            c.raw_state,
+            lifecycle.Step(c.state, None, 1.0 + n if n % 2 else 120.0 + n),
+            1,
+            None if n % 5 == 0 else c.lease,
+        )
+        for n, c in enumerate(claimed)
+    ]
+    assert (await queue.apply(outcomes, written)).replies == ["ok"] * 200
+    await assert_heads_exact(redis)
+    for n, c in enumerate(claimed):
+        score = await redis.zscore(keys.due_bucket(c.task_id), keys.compact_id(c.task_id))
+        assert score == to_ms(written + (1.0 + n if n % 2 else 120.0 + n))
