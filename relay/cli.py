@@ -80,6 +80,9 @@ def check_redis(settings: Settings) -> bool:
     return True
 
 
+KEEP_ALIVE = 75  # seconds an idle client connection is kept open (see run_api)
+
+
 def run_api(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -102,6 +105,10 @@ def run_api(args: argparse.Namespace) -> int:
         loop="auto",
         http="auto",
         timeout_graceful_shutdown=20,
+        # Longer than clients keep an idle connection (httpx and Node 5 s, load balancers
+        # 60 s): a server closing it first races the client's next request on it, which
+        # then fails with no answer ("Server disconnected without sending a response").
+        timeout_keep_alive=KEEP_ALIVE,
     )
     return 0
 

@@ -170,6 +170,33 @@ async def test_api_and_worker_processes_deliver_a_signed_webhook_and_stop_on_sig
         worker.close()
 
 
+async def test_the_api_keeps_an_idle_connection_longer_than_clients_do(
+    redis_server: RedisServer, redis: Redis, upstream: ScriptedUpstream
+) -> None:
+    """httpx drops a connection idle for 5 s; a server closing at 5 s too would race
+    the client's next request on it."""
+    port = free_port()
+    api = Proc(
+        "api", "--port", str(port), env=clean_env(**fast_env(redis_server.url, upstream.url))
+    )
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", api)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n"
+        for pause in (0.0, 6.0):
+            await asyncio.sleep(pause)
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), (pause, head, api.output()[-2000:])
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            assert length is not None
+            await asyncio.wait_for(reader.readexactly(int(length.group(1))), 5)
+        writer.close()
+    finally:
+        api.close()
+
+
 # --- relay dev --simulate ----------------------------------------------------------------
 
 
