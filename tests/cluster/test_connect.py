@@ -165,7 +165,16 @@ async def _until_replicated(
     cluster: ClusterServers, primary: NodeLine, key: str, value: str
 ) -> None:
     """Until a replica of `primary` holds `key` at `value`: the promoted one must have it."""
-    replica = next(node for node in cluster.views()[0].nodes if node.master == primary.id)
+    replicas: list[NodeLine] = []
+
+    async def has_replica() -> bool:
+        # A node restarted by an earlier test rejoins as a replica: every node hears of
+        # it by gossip, a moment after the cluster says ok.
+        replicas[:] = [n for n in cluster.views()[0].nodes if n.master == primary.id]
+        return bool(replicas)
+
+    await eventually(has_replica, 10, f"a replica of {primary.port} in the cluster's view")
+    replica = replicas[0]
     async with Redis(port=replica.port, decode_responses=True) as node:
         await node.execute_command("READONLY")  # reads of its primary's slots
 
