@@ -10,13 +10,18 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 logger = logging.getLogger("relay.worker")
 
+RETRY_SLEEP = 0.5  # seconds between two tries of a failed flush
+STOP_TRIES = 3  # failed flushes in a row, once stopping, before the rest is left
+
 
 class BatchWriter(Generic[Item]):
     """Items added from any coroutine are flushed by one writer task, many per round trip.
 
     A failed flush (Redis away) keeps the items and tries again, so nothing
     decided is dropped while the process lives; if it dies, the leases of
-    the unwritten claims run out and the work is simply done again.
+    the unwritten claims run out and the work is simply done again. Once the
+    process stops, STOP_TRIES failures in a row leave the rest to those leases
+    as a death would, rather than hold the exit until its grace runs out.
     """
 
     def __init__(
@@ -35,6 +40,7 @@ class BatchWriter(Generic[Item]):
         self._ready.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        failed_stopping = 0  # flushes failed in a row once `stopping` is set
         while True:
             if not self._items:
                 self._idle.set()
@@ -51,8 +57,20 @@ class BatchWriter(Generic[Item]):
             try:
                 await self._flush(batch)
             except Exception:
+                failed_stopping = failed_stopping + 1 if stopping.is_set() else 0
+                if failed_stopping >= STOP_TRIES:
+                    # Redis is away as the process stops (as when both get a SIGTERM):
+                    # retrying until the grace runs out would only delay the exit.
+                    logger.error(
+                        "%d results not written as the worker stops; their claims' "
+                        "leases bring the work back",
+                        len(self._items),
+                    )
+                    self._items.clear()
+                    self._idle.set()
+                    return
                 logger.exception("batch write failed; retrying")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(RETRY_SLEEP)
                 continue
             del self._items[: len(batch)]
 
