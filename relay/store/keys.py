@@ -112,12 +112,13 @@ def shard_prefix(shard: int) -> str:
     return f"{PREFIX}{{s{shard}}}:"
 
 
-def task_prefix(task_id: str) -> str:
-    return shard_prefix(shard_of(task_id))
-
-
 def task(task_id: str) -> str:
-    return f"{task_prefix(task_id)}task:{compact_id(task_id)}"
+    return task_at(shard_of(task_id), compact_id(task_id))
+
+
+def task_at(shard: int, compact: str) -> str:
+    """A task's record key from its shard and compact id (see `Place`)."""
+    return f"{shard_prefix(shard)}task:{compact}"
 
 
 # Per shard: 64 buckets keep each under 128 members (a listpack) up to about 200,000
@@ -181,15 +182,15 @@ class Place(NamedTuple):
 
     @property
     def task(self) -> str:
-        return f"{shard_prefix(self.shard)}task:{self.compact}"
+        return task_at(self.shard, self.compact)
 
     @property
     def due_bucket(self) -> str:
-        return _DUE_BUCKETS[self.shard][self.bucket]
+        return due_buckets(self.shard)[self.bucket]
 
     @property
     def fair_bucket(self) -> str:
-        return _FAIR_BUCKETS[self.shard][self.bucket]
+        return fair_buckets(self.shard)[self.bucket]
 
 
 def place_of(task_id: str) -> Place:
